@@ -1,0 +1,151 @@
+import type { Manifest, Profile } from '../../manifests/types.js';
+import type { AppRecord, CrashlogEntry, CrashlogSummary, Runlist } from '../storage/types.js';
+import type { EnqueueResult, EventStatus } from '../queue/types.js';
+
+/**
+ * What the transport layers (gRPC in engine/api/grpc, NATS request-reply) call. The engine core
+ * implements it; transports only translate messages and map EngineError codes to their statuses.
+ */
+
+export interface InvocationRequest {
+  app: string;
+  event: string;
+  headers: Record<string, string>;
+  /** Absolute deadline, epoch ms (0 = the profile's / manifest's). */
+  deadline: number;
+}
+
+/**
+ * One blocking invocation. The request body is written with `write`/`end` (a unary call writes
+ * its data and ends at once). The result is read with `for await (const chunk of invocation)`,
+ * which throws an EngineError on failure. `cancel` abandons it (the worker is told).
+ */
+export interface Invocation extends AsyncIterable<Buffer> {
+  write(chunk: Buffer): void;
+  end(): void;
+  cancel(reason?: string): void;
+  /**
+   * Callback-style consumption for hot paths (the multiplexed session): instead of iterating,
+   * register listeners; exactly one of onEnd/onError is called, after all chunks.
+   */
+  listen(listeners: {
+    onChunk(chunk: Buffer): void;
+    onEnd(): void;
+    onError(error: Error): void;
+  }): void;
+}
+
+export interface UploadAppInput {
+  /** Empty: the manifest's name. */
+  name: string;
+  /** Manifest text (YAML/JSON); undefined: read manifest.{yaml,yml,json} from the archive. */
+  manifest?: Buffer;
+  manifestFile?: string;
+  /** Profile to run with; default "default". */
+  profile?: string;
+  archive: Buffer;
+}
+
+export type AppState = 'stopped' | 'running' | 'broken';
+
+export interface AppView {
+  record: AppRecord;
+  state: AppState;
+  profile: string;
+  inRunlist: boolean;
+  error?: string;
+}
+
+export interface LogLine {
+  timestamp: number;
+  workerId: string;
+  stream: 'stdout' | 'stderr' | 'engine';
+  line: string;
+}
+
+export interface AppCounters {
+  accepted: number;
+  completed: number;
+  failed: number;
+  rejected: number;
+  timeouts: number;
+  crashes: number;
+  spawned: number;
+}
+
+export interface AppRuntimeInfo {
+  name: string;
+  state: AppState;
+  profile: string;
+  poolSize: number;
+  busy: number;
+  idle: number;
+  pending: number;
+  sessions: number;
+  queuedEvents: number;
+  counters: AppCounters;
+  error?: string;
+}
+
+export interface PluginInfo {
+  name: string;
+  version: string;
+  apiVersion: number;
+  source: string;
+}
+
+export interface NodeInfo {
+  nodeId: string;
+  version: string;
+  uptimeMs: number;
+  listen: string;
+  storage: string;
+  queue: string;
+  isolate: string;
+  apps: AppRuntimeInfo[];
+  plugins: PluginInfo[];
+  seenAt: number;
+}
+
+export interface EngineFacade {
+  invoke(request: InvocationRequest): Invocation;
+
+  enqueue(input: {
+    app: string;
+    event: string;
+    data: Buffer;
+    headers: Record<string, string>;
+    maxAttempts?: number;
+    delayMs?: number;
+    id?: string;
+  }): Promise<EnqueueResult>;
+  status(id: string): Promise<EventStatus>;
+  deadLetters(app?: string): Promise<EventStatus[]>;
+  redrive(id: string): Promise<EventStatus>;
+
+  uploadApp(input: UploadAppInput): Promise<AppView>;
+  listApps(): Promise<AppView[]>;
+  viewApp(name: string): Promise<AppView>;
+  removeApp(name: string): Promise<void>;
+  startApp(name: string, profile?: string): Promise<AppView>;
+  stopApp(name: string): Promise<AppView>;
+  restartApp(name: string, profile?: string): Promise<AppView>;
+  appLogs(name: string, options: { lines: number; follow: boolean; signal: AbortSignal }): AsyncIterable<LogLine>;
+
+  uploadProfile(name: string, content: Buffer, file?: string): Promise<{ name: string; profile: Profile }>;
+  listProfiles(): Promise<string[]>;
+  viewProfile(name: string): Promise<{ name: string; profile: Profile }>;
+  removeProfile(name: string): Promise<void>;
+
+  viewRunlist(): Promise<Runlist>;
+  addToRunlist(app: string, profile: string): Promise<Runlist>;
+  removeFromRunlist(app: string): Promise<Runlist>;
+
+  listCrashlogs(app: string): Promise<CrashlogSummary[]>;
+  viewCrashlog(app: string, id: string): Promise<CrashlogEntry>;
+  removeCrashlogs(app: string): Promise<void>;
+
+  info(options: { cluster: boolean }): Promise<{ node: NodeInfo; cluster: NodeInfo[] }>;
+}
+
+export type { Manifest };
