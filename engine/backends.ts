@@ -1,0 +1,31 @@
+import { join } from 'node:path';
+import type { EngineOptions } from './config/options.js';
+import type { Queue } from './queue/types.js';
+import type { Storage } from './storage/types.js';
+
+/** Opens the configured Storage and Queue implementations (loaded only when chosen). */
+export async function openBackends(options: EngineOptions, dataDir: string): Promise<{ storage: Storage; queue: Queue }> {
+  let storage: Storage;
+  if (options.storage === 'fs') {
+    const { FsStorage } = await import('./storage/fs.js');
+    storage = await FsStorage.open({ dataDir: join(dataDir, 'storage') });
+  } else {
+    const { NatsStorage } = await import('./storage/nats.js');
+    storage = await NatsStorage.open({ servers: options.storage, prefix: options.natsPrefix });
+  }
+  let queue: Queue;
+  const queueOptions = { defaultMaxAttempts: options.maxAttempts, retryBaseDelayMs: options.retryBaseDelayMs };
+  try {
+    if (options.queue === 'local') {
+      const { LocalQueue } = await import('./queue/local.js');
+      queue = await LocalQueue.open({ dir: join(dataDir, 'queue'), ...queueOptions });
+    } else {
+      const { JetStreamQueue } = await import('./queue/jetstream.js');
+      queue = await JetStreamQueue.open({ servers: options.nats, prefix: options.natsPrefix, ...queueOptions });
+    }
+  } catch (error) {
+    await storage.close();
+    throw error;
+  }
+  return { storage, queue };
+}
