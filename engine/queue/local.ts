@@ -1,0 +1,311 @@
+import { EngineError, InvalidInputError, NotFoundError, OverloadError } from '../errors/index.js';
+import { retryDelayMs } from './backoff.js';
+import { newEventId } from './ids.js';
+import { ReadyHeap } from './local-heap.js';
+import { resolveLocalQueueOptions, type LocalQueueOptions } from './local-options.js';
+import { asBuffer, checkEnqueueInput, checkOutcome, toStatus } from './local-records.js';
+import { LocalStore, type StoredEvent } from './local-store.js';
+import { LocalSubscription, type DeliveryCore, type LocalDelivery } from './local-subscription.js';
+import type { EnqueueInput, EnqueueResult, EventHandler, EventStatus, HandlerOutcome, Queue, SubscribeOptions, Subscription } from './types.js';
+
+export { DEFAULT_LOCAL_QUEUE_OPTIONS, resolveLocalQueueOptions, type LocalQueueOptions } from './local-options.js';
+
+export const INTERRUPTED_ERROR = 'interrupted: the engine stopped while processing';
+export const LEASE_EXPIRED_ERROR = 'lease expired: the handler did not settle within ackWaitMs';
+
+interface AppState {
+  /** Every PENDING event of the app (due or delayed): its size is the depth. */
+  readonly ready: ReadyHeap;
+  readonly subscriptions: Set<LocalSubscription>;
+}
+
+/**
+ * The embedded durable queue: events in LMDB under `dir`, the order of PENDING events in memory
+ * (rebuilt from the `active` index at open). One process owns a queue directory at a time.
+ */
+export class LocalQueue implements Queue {
+  readonly kind = 'local';
+  private readonly apps = new Map<string, AppState>();
+  private readonly inflight = new Map<string, LocalDelivery>();
+  /** Enqueues with a client id not yet committed, so a concurrent duplicate waits for the first. */
+  private readonly committing = new Map<string, Promise<void>>();
+  private seq = 0;
+  private closed = false;
+  private closing: Promise<void> | undefined;
+  private readonly timers: NodeJS.Timeout[] = [];
+  /** What subscriptions call back into; kept off the public surface. */
+  private readonly core: DeliveryCore = {
+    take: (app, now) => this.take(app, now),
+    settle: (delivery, outcome) => this.settle(delivery, outcome),
+    abort: (delivery, reason) => this.abort(delivery, reason),
+    release: (delivery) => this.release(delivery),
+    detach: (subscription) => this.detach(subscription),
+  };
+
+  private constructor(
+    private readonly store: LocalStore,
+    readonly options: Readonly<LocalQueueOptions>,
+  ) {}
+
+  static async open(options: { dir: string } & Partial<LocalQueueOptions>): Promise<LocalQueue> {
+    const { dir, ...rest } = options;
+    if (typeof dir !== 'string' || dir.length === 0) {
+      throw new InvalidInputError('invalid_argument', 'queue option dir is empty: expected a directory path', { field: 'queue.dir' });
+    }
+    const queue = new LocalQueue(LocalStore.open(dir), Object.freeze(resolveLocalQueueOptions(rest)));
+    await queue.recover();
+    await queue.prune();
+    queue.startTimers();
+    return queue;
+  }
+
+  async enqueue(input: EnqueueInput): Promise<EnqueueResult> {
+    this.checkOpen();
+    const maxAttempts = checkEnqueueInput(input, this.options.defaultMaxAttempts);
+    this.store.checkHealthy();
+    if (input.id !== undefined) {
+      const pending = this.committing.get(input.id);
+      if (pending) {
+        await pending;
+        return { id: input.id, duplicate: true };
+      }
+      if (this.store.get(input.id)) return { id: input.id, duplicate: true };
+    }
+    const now = Date.now();
+    const id = input.id ?? newEventId(now);
+    const record: StoredEvent = {
+      id,
+      app: input.app,
+      event: input.event,
+      data: asBuffer(input.data),
+      headers: { ...input.headers },
+      state: 'PENDING',
+      attempts: 0,
+      maxAttempts,
+      resultTruncated: false,
+      createdAt: now,
+      updatedAt: now,
+      notBefore: Math.max(now, input.notBefore ?? 0),
+      seq: this.seq++,
+    };
+    const write = this.store.insert(record);
+    if (input.id !== undefined) this.committing.set(id, write);
+    try {
+      await write;
+    } catch (error) {
+      throw new EngineError('queue_error', `cannot persist event ${id}: ${(error as Error).message}`, { cause: error });
+    } finally {
+      if (input.id !== undefined) this.committing.delete(id);
+    }
+    this.makeReady(record);
+    return { id, duplicate: false };
+  }
+
+  async status(id: string): Promise<EventStatus | undefined> {
+    const record = this.store.get(id);
+    return record && toStatus(record);
+  }
+
+  subscribe(app: string, handler: EventHandler, options: SubscribeOptions): Subscription {
+    this.checkOpen();
+    const concurrency = options?.concurrency;
+    if (typeof concurrency !== 'number' || !Number.isInteger(concurrency) || concurrency < 1) {
+      throw new InvalidInputError('invalid_argument', `subscribe concurrency is ${JSON.stringify(concurrency)}: expected an integer >= 1`, {
+        field: 'concurrency',
+      });
+    }
+    const subscription = new LocalSubscription(this.core, app, handler, concurrency, this.options.closeTimeoutMs);
+    this.app(app).subscriptions.add(subscription);
+    subscription.pump();
+    return subscription;
+  }
+
+  async depth(app: string): Promise<number> {
+    return this.apps.get(app)?.ready.size ?? 0;
+  }
+
+  async deadLetters(app?: string): Promise<EventStatus[]> {
+    await this.store.committed();
+    return this.store.deadLetters(app).map(toStatus);
+  }
+
+  async redrive(id: string): Promise<EventStatus> {
+    this.checkOpen();
+    const previous = this.store.get(id);
+    if (!previous) throw new NotFoundError('event_not_found', `event ${id} not found`);
+    if (previous.state !== 'FAILED') {
+      throw new InvalidInputError('invalid_argument', `event ${id} is ${previous.state}: only FAILED events can be redriven`, { field: 'id' });
+    }
+    const now = Date.now();
+    const { doneAt: _doneAt, ...rest } = previous;
+    const record: StoredEvent = { ...rest, state: 'PENDING', attempts: 0, updatedAt: now, notBefore: now, seq: this.seq++ };
+    await this.store.revive(previous, record);
+    this.makeReady(record);
+    return toStatus(record);
+  }
+
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  // ---- DeliveryCore: called by subscriptions ----
+
+  private take(app: string, now: number): LocalDelivery | { dueAt: number } | undefined {
+    const ready = this.apps.get(app)?.ready;
+    if (!ready) return undefined;
+    for (;;) {
+      const next = ready.peek();
+      if (!next) return undefined;
+      if (next.notBefore > now) return { dueAt: next.notBefore };
+      ready.pop();
+      const record = this.store.get(next.id);
+      // Defensive: an entry that no longer matches its record is stale and skipped.
+      if (!record || record.state !== 'PENDING' || record.seq !== next.seq || record.notBefore !== next.notBefore) continue;
+      const processing: StoredEvent = { ...record, state: 'PROCESSING', attempts: record.attempts + 1, updatedAt: now };
+      this.store.update(processing);
+      const delivery: LocalDelivery = {
+        id: record.id,
+        event: {
+          id: record.id,
+          app: record.app,
+          event: record.event,
+          data: record.data ?? Buffer.alloc(0),
+          headers: record.headers,
+          attempt: processing.attempts,
+          maxAttempts: record.maxAttempts,
+          createdAt: record.createdAt,
+        },
+        controller: new AbortController(),
+        startedAt: now,
+        closing: false,
+      };
+      this.inflight.set(record.id, delivery);
+      return delivery;
+    }
+  }
+
+  private settle(delivery: LocalDelivery, raw: HandlerOutcome): void {
+    if (!this.owns(delivery)) return;
+    const outcome = checkOutcome(raw);
+    const record = this.store.get(delivery.id)!;
+    const now = Date.now();
+    if (outcome.kind === 'completed') {
+      const result = asBuffer(outcome.result);
+      const truncated = result.length > this.options.maxResultBytes;
+      const { data: _data, ...rest } = record;
+      this.finish({ ...rest, state: 'COMPLETED', result: truncated ? undefined : Buffer.from(result), resultTruncated: truncated, updatedAt: now });
+    } else if (outcome.kind === 'released' || delivery.closing) {
+      this.requeue({ ...record, attempts: record.attempts - 1 }, now, outcome.kind === 'released' ? outcome.delayMs : 0);
+    } else if (!outcome.retry || record.attempts >= record.maxAttempts) {
+      this.finish({ ...record, state: 'FAILED', lastError: outcome.error, updatedAt: now });
+    } else {
+      this.requeue({ ...record, lastError: outcome.error }, now, retryDelayMs(record.attempts, this.options));
+    }
+  }
+
+  private abort(delivery: LocalDelivery, reason: string): void {
+    if (this.inflight.get(delivery.id) !== delivery) return;
+    delivery.closing = true;
+    delivery.controller.abort(new EngineError('shutting_down', reason));
+  }
+
+  private release(delivery: LocalDelivery): void {
+    if (!this.owns(delivery)) return;
+    const record = this.store.get(delivery.id)!;
+    this.requeue({ ...record, attempts: record.attempts - 1 }, Date.now(), 0);
+  }
+
+  private detach(subscription: LocalSubscription): void {
+    this.apps.get(subscription.app)?.subscriptions.delete(subscription);
+  }
+
+  // ---- internals ----
+
+  /** Takes a delivery out of the in-flight set if it is still the current one for its event. */
+  private owns(delivery: LocalDelivery): boolean {
+    if (this.inflight.get(delivery.id) !== delivery) return false;
+    this.inflight.delete(delivery.id);
+    return true;
+  }
+
+  private requeue(record: StoredEvent, now: number, delayMs: number): void {
+    const pending: StoredEvent = { ...record, state: 'PENDING', updatedAt: now, notBefore: now + delayMs };
+    this.store.update(pending);
+    this.makeReady(pending);
+  }
+
+  private finish(record: StoredEvent): void {
+    this.store.finish({ ...record, doneAt: record.updatedAt });
+  }
+
+  private makeReady(record: StoredEvent): void {
+    const state = this.app(record.app);
+    state.ready.push({ id: record.id, notBefore: record.notBefore, seq: record.seq });
+    if (this.closed) return;
+    for (const subscription of state.subscriptions) subscription.pump();
+  }
+
+  private app(name: string): AppState {
+    let state = this.apps.get(name);
+    if (!state) {
+      state = { ready: new ReadyHeap(), subscriptions: new Set() };
+      this.apps.set(name, state);
+    }
+    return state;
+  }
+
+  /** Loads PENDING events into memory; events left PROCESSING by a dead process count that attempt. */
+  private async recover(): Promise<void> {
+    const now = Date.now();
+    const records: StoredEvent[] = [];
+    for (const id of this.store.activeIds()) {
+      const record = this.store.get(id);
+      if (!record || record.state === 'COMPLETED' || record.state === 'FAILED') this.store.forgetActive(id);
+      else records.push(record);
+    }
+    this.seq = records.reduce((max, r) => Math.max(max, r.seq + 1), 0);
+    for (const record of records) {
+      if (record.state === 'PENDING') this.makeReady(record);
+      else this.interrupted(record, now, INTERRUPTED_ERROR);
+    }
+    await this.store.committed();
+  }
+
+  /** A PROCESSING event whose handler will never report: its attempt counts. */
+  private interrupted(record: StoredEvent, now: number, error: string): void {
+    if (record.attempts >= record.maxAttempts) this.finish({ ...record, state: 'FAILED', lastError: error, updatedAt: now });
+    else this.requeue({ ...record, lastError: error }, now, 0);
+  }
+
+  private expireLeases(): void {
+    const now = Date.now();
+    for (const delivery of this.inflight.values()) {
+      if (now - delivery.startedAt < this.options.ackWaitMs || !this.owns(delivery)) continue;
+      delivery.controller.abort(new EngineError('deadline_exceeded', LEASE_EXPIRED_ERROR));
+      this.interrupted(this.store.get(delivery.id)!, now, LEASE_EXPIRED_ERROR);
+    }
+  }
+
+  private async prune(): Promise<void> {
+    await this.store.prune(Date.now() - this.options.retentionMs);
+  }
+
+  private startTimers(): void {
+    const leaseEvery = Math.min(1000, Math.max(10, this.options.ackWaitMs / 4));
+    this.timers.push(setInterval(() => this.expireLeases(), leaseEvery).unref());
+    this.timers.push(setInterval(() => void this.prune().catch(() => undefined), this.options.pruneIntervalMs).unref());
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new OverloadError('shutting_down', 'the queue is closed');
+  }
+
+  private async shutdown(): Promise<void> {
+    this.closed = true;
+    for (const timer of this.timers) clearInterval(timer);
+    const subscriptions = [...this.apps.values()].flatMap((state) => [...state.subscriptions]);
+    await Promise.all(subscriptions.map((subscription) => subscription.close('queue closed')));
+    await this.store.close();
+  }
+}
