@@ -1,0 +1,131 @@
+/**
+ * The Node worker entry: `node host.js` in the app's directory, with the COCAINE_* environment
+ * (docs/worker-protocol.md). Imports nothing heavy: a worker's cold start is node's own start plus
+ * the app's import.
+ */
+import { connect, type Socket } from 'node:net';
+import { FrameDecoder, FrameType, PROTOCOL_VERSION } from '../../../engine/protocol/frames.js';
+import { Dispatcher } from './dispatcher.js';
+import { loadHandlers, type BoundHandler } from './handlers.js';
+import { Wire } from './wire.js';
+
+interface WorkerEnv {
+  workerId: string;
+  endpoint: string;
+  entrypoint: string;
+  heartbeatMs: number;
+  disownMs: number;
+}
+
+function die(message: string): never {
+  process.stderr.write(`cocaine node runtime: ${message}\n`);
+  process.exit(1);
+}
+
+function readEnv(env: NodeJS.ProcessEnv): WorkerEnv {
+  const required = (name: string): string => {
+    const value = env[name];
+    if (!value) die(`${name} is not set: this program is started by the cocaine engine`);
+    return value;
+  };
+  const milliseconds = (name: string): number => {
+    const value = Number(required(name));
+    if (!Number.isFinite(value) || value <= 0) die(`${name} must be a positive number of milliseconds, got '${env[name]}'`);
+    return value;
+  };
+  const protocol = required('COCAINE_PROTOCOL');
+  if (Number(protocol) !== PROTOCOL_VERSION) die(`COCAINE_PROTOCOL is ${protocol}; this runtime speaks ${PROTOCOL_VERSION}`);
+  return {
+    workerId: required('COCAINE_WORKER_ID'),
+    endpoint: required('COCAINE_ENDPOINT'),
+    entrypoint: required('COCAINE_ENTRYPOINT'),
+    heartbeatMs: milliseconds('COCAINE_HEARTBEAT_MS'),
+    disownMs: milliseconds('COCAINE_DISOWN_MS'),
+  };
+}
+
+function run(env: WorkerEnv, socket: Socket, handlers: Map<string, BoundHandler>): void {
+  const wire = new Wire(socket);
+  const dispatcher = new Dispatcher(wire, handlers);
+  const decoder = new FrameDecoder();
+  let heard = true;
+  let silentSince = Date.now();
+
+  const onControl = (type: number): void => {
+    if (type === FrameType.TERMINATE) {
+      wire.flush();
+      socket.end(() => process.exit(0));
+      setTimeout(() => process.exit(0), 1000).unref();
+    }
+    // HEARTBEAT: any frame already counts as a sign of life; unknown control frames are ignored.
+  };
+
+  socket.on('data', (data: Buffer) => {
+    heard = true;
+    try {
+      decoder.push(data, (frame) => {
+        if (frame.channel === 0) onControl(frame.type);
+        else dispatcher.onFrame(frame);
+      });
+    } catch (error) {
+      die(`protocol error from the engine: ${(error as Error).message}`);
+    }
+    dispatcher.startPending();
+  });
+  socket.on('error', (error) => {
+    process.stderr.write(`cocaine node runtime: engine socket error: ${error.message}\n`);
+  });
+  // No worker outlives its engine.
+  socket.on('close', () => process.exit(0));
+
+  setInterval(() => wire.send(FrameType.HEARTBEAT, 0), env.heartbeatMs);
+  // A flag instead of a timestamp per read: the hot path stays free of Date.now().
+  setInterval(
+    () => {
+      const now = Date.now();
+      if (heard) {
+        heard = false;
+        silentSince = now;
+      } else if (now - silentSince >= env.disownMs) {
+        process.stderr.write(`cocaine node runtime: nothing from the engine for ${env.disownMs} ms, exiting\n`);
+        process.exit(2);
+      }
+    },
+    Math.max(10, Math.min(1000, env.disownMs / 4)),
+  );
+
+  const handshake = {
+    protocol: PROTOCOL_VERSION,
+    worker: env.workerId,
+    pid: process.pid,
+    runtime: `node ${process.versions.node}`,
+    concurrency: 0,
+    events: [...handlers.keys()],
+  };
+  wire.send(FrameType.HANDSHAKE, 0, Buffer.from(JSON.stringify(handshake)));
+  wire.flush();
+}
+
+const env = readEnv(process.env);
+const socket = connect(env.endpoint);
+socket.setNoDelay(true);
+const connected = new Promise<void>((resolve, reject) => {
+  socket.once('connect', resolve);
+  socket.once('error', reject);
+});
+connected.catch(() => {});
+
+// The app is loaded while the socket connects, and before the handshake: a broken app fails here.
+let handlers: Map<string, BoundHandler>;
+try {
+  handlers = await loadHandlers(env.entrypoint);
+} catch (error) {
+  process.stderr.write(`cocaine node runtime: cannot load the entrypoint ${env.entrypoint}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.exit(1);
+}
+try {
+  await connected;
+} catch (error) {
+  die(`cannot connect to the engine at ${env.endpoint}: ${(error as Error).message}`);
+}
+run(env, socket, handlers);
