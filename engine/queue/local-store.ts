@@ -80,9 +80,11 @@ export class LocalStore {
     await Promise.all([this.events.put(record.id, record), this.active.put(record.id, record.app)]);
   }
 
-  /** A change between PENDING and PROCESSING; committed in the background. */
-  update(record: StoredEvent): void {
-    this.track(this.events.put(record.id, record));
+  /** A change between PENDING and PROCESSING; committed in the background, the promise says when. */
+  update(record: StoredEvent): Promise<void> {
+    const write = this.events.put(record.id, record).then(() => undefined);
+    this.track(write);
+    return write.catch(() => undefined);
   }
 
   /** The event became COMPLETED or FAILED (`record.doneAt` set); committed in the background. */

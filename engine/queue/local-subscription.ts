@@ -6,6 +6,8 @@ export interface LocalDelivery {
   readonly event: QueuedEvent;
   readonly controller: AbortController;
   readonly startedAt: number;
+  /** Resolves once the PROCESSING state (and its counted attempt) is committed. */
+  readonly persisted: Promise<void>;
   /** Set when the subscription or queue closes while the handler runs. */
   closing: boolean;
 }
@@ -92,7 +94,14 @@ export class LocalSubscription implements Subscription {
   }
 
   private async invoke(delivery: LocalDelivery): Promise<void> {
+    // The attempt is on disk before the handler runs, so an event that crashes the engine every
+    // time it runs still uses up its attempts and ends in the dead letters.
+    await delivery.persisted;
     let outcome: HandlerOutcome;
+    if (delivery.controller.signal.aborted) {
+      this.core.settle(delivery, { kind: 'released', delayMs: 0 });
+      return;
+    }
     try {
       outcome = await this.handler(delivery.event, delivery.controller.signal);
     } catch (error) {

@@ -163,7 +163,7 @@ export class LocalQueue implements Queue {
       // Defensive: an entry that no longer matches its record is stale and skipped.
       if (!record || record.state !== 'PENDING' || record.seq !== next.seq || record.notBefore !== next.notBefore) continue;
       const processing: StoredEvent = { ...record, state: 'PROCESSING', attempts: record.attempts + 1, updatedAt: now };
-      this.store.update(processing);
+      const persisted = this.store.update(processing);
       const delivery: LocalDelivery = {
         id: record.id,
         event: {
@@ -178,6 +178,7 @@ export class LocalQueue implements Queue {
         },
         controller: new AbortController(),
         startedAt: now,
+        persisted,
         closing: false,
       };
       this.inflight.set(record.id, delivery);
