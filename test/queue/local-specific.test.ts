@@ -1,0 +1,168 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { retryDelayMs } from '../../engine/queue/backoff.js';
+import { eventIdTime, newEventId } from '../../engine/queue/ids.js';
+import { LEASE_EXPIRED_ERROR, LocalQueue, resolveLocalQueueOptions, DEFAULT_LOCAL_QUEUE_OPTIONS } from '../../engine/queue/local.js';
+import type { HandlerOutcome } from '../../engine/queue/types.js';
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+const until = async (check: () => Promise<boolean>, what: string, timeoutMs = 5000): Promise<void> => {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(10);
+  }
+};
+
+describe('event ids', () => {
+  it('are unique, UUIDv7-shaped and sort in creation order', () => {
+    const ids = Array.from({ length: 10_000 }, () => newEventId());
+    expect(new Set(ids).size).toBe(ids.length);
+    expect([...ids].sort()).toEqual(ids);
+    expect(ids[0]).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    const now = Date.now();
+    expect(Math.abs(eventIdTime(newEventId(now))! - now)).toBeLessThanOrEqual(5);
+    expect(eventIdTime('client-given')).toBeUndefined();
+  });
+});
+
+describe('retry backoff', () => {
+  it('doubles from the base delay and stops at the maximum', () => {
+    const options = { retryBaseDelayMs: 200, retryMaxDelayMs: 1000 };
+    expect([1, 2, 3, 4, 50, 5000].map((n) => retryDelayMs(n, options))).toEqual([200, 400, 800, 1000, 1000, 1000]);
+  });
+});
+
+describe('resolveLocalQueueOptions', () => {
+  it('fills defaults and returns a new object', () => {
+    const resolved = resolveLocalQueueOptions({ retryBaseDelayMs: 5 });
+    expect(resolved).toEqual({ ...DEFAULT_LOCAL_QUEUE_OPTIONS, retryBaseDelayMs: 5 });
+    expect(resolved).not.toBe(DEFAULT_LOCAL_QUEUE_OPTIONS);
+    expect(DEFAULT_LOCAL_QUEUE_OPTIONS.retentionMs).toBe(7 * 24 * 3600 * 1000);
+  });
+
+  it('names the offending field', () => {
+    expect(() => resolveLocalQueueOptions({ defaultMaxAttempts: 0 })).toThrow(/defaultMaxAttempts/);
+    expect(() => resolveLocalQueueOptions({ defaultMaxAttempts: 0 })).toThrow(expect.objectContaining({ code: 'invalid_argument', field: 'queue.defaultMaxAttempts' }));
+    expect(() => resolveLocalQueueOptions({ ackWaitMs: Number.NaN })).toThrow(/ackWaitMs/);
+    expect(() => resolveLocalQueueOptions({ retentionMs: -1 })).toThrow(/retentionMs/);
+    expect(() => resolveLocalQueueOptions({ retryBaseDelayMs: 100, retryMaxDelayMs: 10 })).toThrow(/retryMaxDelayMs/);
+  });
+});
+
+describe('LocalQueue specifics', () => {
+  let dir: string;
+  let queue: LocalQueue;
+
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'queue-local-'));
+  });
+
+  afterEach(async () => {
+    await queue?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('rejects malformed enqueues, naming the field', async () => {
+    queue = await LocalQueue.open({ dir });
+    const base = { app: 'a', event: 'e', data: Buffer.alloc(0), headers: {}, maxAttempts: 1 };
+    await expect(queue.enqueue({ ...base, app: '' })).rejects.toMatchObject({ code: 'invalid_argument', field: 'app' });
+    await expect(queue.enqueue({ ...base, data: 'text' as unknown as Buffer })).rejects.toMatchObject({ field: 'data' });
+    await expect(queue.enqueue({ ...base, headers: { n: 1 as unknown as string } })).rejects.toMatchObject({ field: 'headers' });
+    await expect(queue.enqueue({ ...base, maxAttempts: 1.5 })).rejects.toMatchObject({ field: 'maxAttempts' });
+    await expect(queue.enqueue({ ...base, id: '' })).rejects.toMatchObject({ field: 'id' });
+    expect(() => queue.subscribe('a', async () => ({ kind: 'released', delayMs: 0 }), { concurrency: 0 })).toThrow(/concurrency/);
+    expect(await queue.depth('a')).toBe(0);
+  });
+
+  it('uses defaultMaxAttempts when the enqueuer passes 0', async () => {
+    queue = await LocalQueue.open({ dir, defaultMaxAttempts: 7 });
+    const { id } = await queue.enqueue({ app: 'a', event: 'e', data: Buffer.alloc(0), headers: {}, maxAttempts: 0 });
+    expect((await queue.status(id))!.maxAttempts).toBe(7);
+  });
+
+  it('refuses work once closed', async () => {
+    queue = await LocalQueue.open({ dir });
+    await queue.close();
+    await expect(queue.enqueue({ app: 'a', event: 'e', data: Buffer.alloc(0), headers: {}, maxAttempts: 1 })).rejects.toMatchObject({ code: 'shutting_down' });
+  });
+
+  it('redelivers an event whose handler outlives ackWaitMs, counting the attempt and aborting the old one', async () => {
+    queue = await LocalQueue.open({ dir, ackWaitMs: 100, retryBaseDelayMs: 10, retryMaxDelayMs: 10 });
+    const { id } = await queue.enqueue({ app: 'a', event: 'e', data: Buffer.alloc(0), headers: {}, maxAttempts: 3 });
+    const reasons: unknown[] = [];
+    const attempts: number[] = [];
+    const subscription = queue.subscribe('a', (event, signal) => {
+      attempts.push(event.attempt);
+      if (event.attempt === 1) {
+        return new Promise<HandlerOutcome>((resolve) =>
+          signal.addEventListener('abort', () => {
+            reasons.push(signal.reason);
+            // A late answer from the expired delivery must be ignored.
+            resolve({ kind: 'completed', result: Buffer.from('stale') });
+          }),
+        );
+      }
+      return Promise.resolve({ kind: 'completed', result: Buffer.from('fresh') });
+    }, { concurrency: 2 });
+    await until(async () => (await queue.status(id))?.state === 'COMPLETED', 'completion');
+    await subscription.close();
+    expect(attempts).toEqual([1, 2]);
+    expect(reasons).toHaveLength(1);
+    expect(String((reasons[0] as Error).message)).toBe(LEASE_EXPIRED_ERROR);
+    const status = (await queue.status(id))!;
+    expect(status).toMatchObject({ attempts: 2, lastError: LEASE_EXPIRED_ERROR });
+    expect(status.result!.toString()).toBe('fresh');
+  });
+
+  it('releases the event of a handler that ignores the abort once closeTimeoutMs passes', async () => {
+    queue = await LocalQueue.open({ dir, closeTimeoutMs: 100 });
+    const { id } = await queue.enqueue({ app: 'a', event: 'e', data: Buffer.alloc(0), headers: {}, maxAttempts: 1 });
+    let started = false;
+    const subscription = queue.subscribe('a', () => {
+      started = true;
+      return new Promise<HandlerOutcome>(() => {});
+    }, { concurrency: 1 });
+    await until(async () => started, 'delivery');
+    const before = Date.now();
+    await subscription.close();
+    expect(Date.now() - before).toBeGreaterThanOrEqual(90);
+    expect(await queue.status(id)).toMatchObject({ state: 'PENDING', attempts: 0 });
+    expect(await queue.depth('a')).toBe(1);
+  });
+
+  it('prunes finished statuses older than the retention, keeping pending ones', async () => {
+    queue = await LocalQueue.open({ dir, retentionMs: 200, pruneIntervalMs: 50 });
+    const done = await queue.enqueue({ app: 'a', event: 'e', data: Buffer.alloc(0), headers: {}, maxAttempts: 1 });
+    const dead = await queue.enqueue({ app: 'a', event: 'bad', data: Buffer.alloc(0), headers: {}, maxAttempts: 1 });
+    const subscription = queue.subscribe('a', async (event) =>
+      event.event === 'bad' ? { kind: 'failed', error: 'no', retry: false } : { kind: 'completed', result: Buffer.from('r') },
+    { concurrency: 2 });
+    await until(async () => (await queue.status(dead.id))?.state === 'FAILED' && (await queue.status(done.id))?.state === 'COMPLETED', 'both finished');
+    await subscription.close();
+    const waiting = await queue.enqueue({ app: 'a', event: 'e', data: Buffer.alloc(0), headers: {}, maxAttempts: 1 });
+    await sleep(100);
+    expect(await queue.status(done.id)).toBeDefined();
+    expect(await queue.deadLetters('a')).toHaveLength(1);
+    await until(async () => (await queue.status(done.id)) === undefined && (await queue.status(dead.id)) === undefined, 'pruning');
+    expect(await queue.deadLetters()).toEqual([]);
+    expect((await queue.status(waiting.id))!.state).toBe('PENDING');
+    // The pruned id is free again.
+    expect((await queue.enqueue({ id: done.id, app: 'a', event: 'e', data: Buffer.alloc(0), headers: {}, maxAttempts: 1 })).duplicate).toBe(false);
+  });
+
+  it('keeps finished events finished across a clean reopen', async () => {
+    queue = await LocalQueue.open({ dir });
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) ids.push((await queue.enqueue({ app: 'a', event: 'e', data: Buffer.from([i]), headers: {}, maxAttempts: 1 })).id);
+    const subscription = queue.subscribe('a', async () => ({ kind: 'completed', result: Buffer.alloc(0) }), { concurrency: 1 });
+    await until(async () => (await queue.depth('a')) === 0 && (await queue.status(ids[2]!))?.state === 'COMPLETED', 'drain');
+    await subscription.close();
+    await queue.close();
+    queue = await LocalQueue.open({ dir });
+    expect(await queue.depth('a')).toBe(0);
+    for (const id of ids) expect((await queue.status(id))!.state).toBe('COMPLETED');
+  });
+});
