@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
-import { chmod, link, lstat, mkdir, open, rename, rm, symlink, utimes } from 'node:fs/promises';
+import { chmod, link, lstat, mkdir, open, rename, rm, symlink } from 'node:fs/promises';
 import { basename, dirname, join, posix } from 'node:path';
 import { createGunzip } from 'node:zlib';
 import tar from 'tar-stream';
@@ -227,7 +227,7 @@ export function inspectArchive(archive: Buffer, limits?: Partial<ArchiveLimits>)
   return walkArchive(archive, resolveArchiveLimits(limits));
 }
 
-const FILE_FLAGS = fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_TRUNC | fsConstants.O_NOFOLLOW;
+const FILE_FLAGS = fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW;
 
 /**
  * Extracts into `destDir`, which must not exist yet. Everything is written into a temp dir beside
@@ -242,32 +242,43 @@ export async function extractArchive(archive: Buffer, destDir: string, limits?: 
   await mkdir(temp, { mode: 0o755 });
   const directoryModes = new Map<string, number>();
   const inside = (path: string) => join(temp, ...path.split('/'));
+  const made = new Set<string>([temp]);
+  const makeDir = async (dir: string) => {
+    if (made.has(dir)) return;
+    await mkdir(dir, { recursive: true, mode: 0o755 });
+    made.add(dir);
+  };
 
   const writer: EntryWriter = {
     async directory(path, mode) {
-      await mkdir(inside(path), { recursive: true, mode: 0o755 });
+      await makeDir(inside(path));
       directoryModes.set(path, mode);
     },
     async file(path, mode, mtime, content) {
       const target = inside(path);
-      await mkdir(dirname(target), { recursive: true, mode: 0o755 });
-      const handle = await open(target, FILE_FLAGS, mode | 0o400);
+      await makeDir(dirname(target));
+      // O_EXCL: a repeated path gets a new inode rather than writing through an earlier hard link.
+      const handle = await open(target, FILE_FLAGS, mode | 0o400).catch(async (error: NodeJS.ErrnoException) => {
+        if (error.code !== 'EEXIST') throw error;
+        await rm(target);
+        return open(target, FILE_FLAGS, mode | 0o400);
+      });
       try {
         for await (const chunk of content) await handle.write(chunk);
         await handle.chmod(mode | 0o400);
+        if (mtime) await handle.utimes(mtime, mtime);
       } finally {
         await handle.close();
       }
-      if (mtime) await utimes(target, mtime, mtime);
     },
     async symlink(path, linkTarget) {
       const target = inside(path);
-      await mkdir(dirname(target), { recursive: true, mode: 0o755 });
+      await makeDir(dirname(target));
       await symlink(linkTarget, target);
     },
     async hardlink(path, existing) {
       const target = inside(path);
-      await mkdir(dirname(target), { recursive: true, mode: 0o755 });
+      await makeDir(dirname(target));
       await rm(target, { force: true });
       await link(inside(existing), target);
     },

@@ -213,6 +213,18 @@ describe('extracting good archives', () => {
     expect(await readdir(work)).toEqual(['dest']);
   });
 
+  it('a repeated file entry replaces the file, not the inode it was hard-linked to', async () => {
+    const archive = await makeTar([
+      { name: 'a.txt', content: 'original' },
+      { name: 'b.txt', type: 'link', linkname: 'a.txt' },
+      { name: 'b.txt', content: 'replacement' },
+      { name: 'a.txt', content: 'second a' },
+    ]);
+    await extractArchive(archive, dest);
+    expect(await readFile(join(dest, 'a.txt'), 'utf8')).toBe('second a');
+    expect(await readFile(join(dest, 'b.txt'), 'utf8')).toBe('replacement');
+  });
+
   it('inspects without writing', async () => {
     const summary = await inspectArchive(await makeTar(good));
     expect(summary.files).toBe(4);
