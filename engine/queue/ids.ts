@@ -8,6 +8,21 @@ import { randomBytes } from 'node:crypto';
 let lastMs = 0;
 let counter = 0;
 
+// One getrandom call per 256 ids rather than two per id.
+const POOL_SIZE = 16 * 256;
+let pool = Buffer.alloc(0);
+let poolOffset = POOL_SIZE;
+
+function random16(): Buffer {
+  if (poolOffset + 16 > pool.length) {
+    pool = randomBytes(POOL_SIZE);
+    poolOffset = 0;
+  }
+  const bytes = Buffer.from(pool.subarray(poolOffset, poolOffset + 16));
+  poolOffset += 16;
+  return bytes;
+}
+
 export function newEventId(now: number = Date.now()): string {
   let ms = now;
   if (ms <= lastMs) {
@@ -16,13 +31,12 @@ export function newEventId(now: number = Date.now()): string {
     if (counter > 0xfff) {
       // 4096 ids in one millisecond: borrow the next millisecond rather than lose ordering.
       ms = lastMs + 1;
-      counter = randomBytes(2).readUInt16BE(0) & 0x7ff;
+      counter = 0;
     }
-  } else {
-    counter = randomBytes(2).readUInt16BE(0) & 0x7ff;
   }
+  const bytes = random16();
+  if (ms > lastMs) counter = bytes.readUInt16BE(14) & 0x7ff;
   lastMs = ms;
-  const bytes = randomBytes(16);
   bytes.writeUIntBE(ms, 0, 6);
   bytes[6] = 0x70 | (counter >> 8);
   bytes[7] = counter & 0xff;
