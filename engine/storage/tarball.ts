@@ -215,6 +215,8 @@ async function walkArchive(archive: Buffer, limits: ArchiveLimits, writer?: Entr
     extract.destroy();
     if (error instanceof EngineError) throw error;
     const detail = error instanceof Error ? error.message : String(error);
+    // File-system failures while writing (ENOSPC, EACCES...) are ours, not the archive's.
+    if ((error as NodeJS.ErrnoException).syscall !== undefined) throw new EngineError('storage_error', `cannot extract the archive: ${detail}`, { cause: error });
     throw new InvalidInputError('invalid_argument', `archive is not a readable tar${compressed ? '.gz' : ''} file: ${detail}`, { field: 'archive', cause: error });
   }
   // A later symlink can redirect an earlier one: check all of them against the complete tree.

@@ -231,6 +231,15 @@ describe('extracting good archives', () => {
     expect(await readdir(work)).toEqual([]);
   });
 
+  it('reports a file-system failure as storage_error and cleans up', async () => {
+    // A file name longer than NAME_MAX makes open() fail with ENAMETOOLONG after earlier entries were written.
+    const archive = await makeTar([{ name: 'ok.txt', content: 'fine' }, { name: 'x'.repeat(300), content: 'too long a name' }]);
+    const error = await extractArchive(archive, dest).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(EngineError);
+    expect((error as EngineError).code).toBe('storage_error');
+    expect(await readdir(work)).toEqual([]);
+  });
+
   it('refuses to extract over an existing directory', async () => {
     await mkdir(dest);
     const error = await extractArchive(await makeTar(good), dest).catch((e: unknown) => e);
