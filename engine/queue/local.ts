@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import { EngineError, InvalidInputError, NotFoundError, OverloadError } from '../errors/index.js';
 import { retryDelayMs } from './backoff.js';
 import { newEventId } from './ids.js';
@@ -25,6 +26,9 @@ interface AppState {
  */
 export class LocalQueue implements Queue {
   readonly kind = 'local';
+  /** Recovery treats every PROCESSING event as orphaned, so two queues must never share a directory. */
+  private static readonly openDirs = new Set<string>();
+  private dir = '';
   private readonly apps = new Map<string, AppState>();
   private readonly inflight = new Map<string, LocalDelivery>();
   /** Enqueues with a client id not yet committed, so a concurrent duplicate waits for the first. */
@@ -52,9 +56,21 @@ export class LocalQueue implements Queue {
     if (typeof dir !== 'string' || dir.length === 0) {
       throw new InvalidInputError('invalid_argument', 'queue option dir is empty: expected a directory path', { field: 'queue.dir' });
     }
-    const queue = new LocalQueue(LocalStore.open(dir), Object.freeze(resolveLocalQueueOptions(rest)));
-    await queue.recover();
-    await queue.prune();
+    const resolvedOptions = Object.freeze(resolveLocalQueueOptions(rest));
+    const path = resolve(dir);
+    if (LocalQueue.openDirs.has(path)) {
+      throw new EngineError('queue_error', `queue directory ${path} is already open in this process: one queue owns a directory`);
+    }
+    const queue = new LocalQueue(LocalStore.open(path), resolvedOptions);
+    queue.dir = path;
+    LocalQueue.openDirs.add(path);
+    try {
+      await queue.recover();
+      await queue.prune();
+    } catch (error) {
+      await queue.close().catch(() => undefined);
+      throw new EngineError('queue_error', `cannot recover the queue in ${path}: ${(error as Error).message}`, { cause: error });
+    }
     queue.startTimers();
     return queue;
   }
@@ -102,6 +118,7 @@ export class LocalQueue implements Queue {
   }
 
   async status(id: string): Promise<EventStatus | undefined> {
+    this.checkOpen();
     const record = this.store.get(id);
     return record && toStatus(record);
   }
@@ -125,6 +142,7 @@ export class LocalQueue implements Queue {
   }
 
   async deadLetters(app?: string): Promise<EventStatus[]> {
+    this.checkOpen();
     await this.store.committed();
     return this.store.deadLetters(app).map(toStatus);
   }
@@ -171,7 +189,7 @@ export class LocalQueue implements Queue {
           app: record.app,
           event: record.event,
           data: record.data ?? Buffer.alloc(0),
-          headers: record.headers,
+          headers: { ...record.headers },
           attempt: processing.attempts,
           maxAttempts: record.maxAttempts,
           createdAt: record.createdAt,
@@ -307,6 +325,10 @@ export class LocalQueue implements Queue {
     for (const timer of this.timers) clearInterval(timer);
     const subscriptions = [...this.apps.values()].flatMap((state) => [...state.subscriptions]);
     await Promise.all(subscriptions.map((subscription) => subscription.close('queue closed')));
-    await this.store.close();
+    try {
+      await this.store.close();
+    } finally {
+      LocalQueue.openDirs.delete(this.dir);
+    }
   }
 }

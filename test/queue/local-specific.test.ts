@@ -83,9 +83,11 @@ describe('LocalQueue specifics', () => {
     expect((await queue.status(id))!.maxAttempts).toBe(7);
   });
 
-  it('refuses work once closed', async () => {
+  it('refuses a second queue on an open directory, and work once closed', async () => {
     queue = await LocalQueue.open({ dir });
+    await expect(LocalQueue.open({ dir: join(dir, '.') })).rejects.toMatchObject({ code: 'queue_error', message: expect.stringMatching(/already open/) });
     await queue.close();
+    await expect(queue.status('x')).rejects.toMatchObject({ code: 'shutting_down' });
     await expect(queue.enqueue({ app: 'a', event: 'e', data: Buffer.alloc(0), headers: {}, maxAttempts: 1 })).rejects.toMatchObject({ code: 'shutting_down' });
   });
 
