@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
-import { lstat, readdir, rm } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EngineError } from '../errors/index.js';
+import { pathExists } from '../util/atomic-file.js';
 import { validateName } from '../util/names.js';
 import { extractArchive, type ArchiveLimits } from './tarball.js';
 import type { AppRecord, Storage } from './types.js';
@@ -10,15 +11,6 @@ const SHA256 = /^[0-9a-f]{64}$/;
 
 /** Extractions in progress in this process, by target dir: concurrent callers share one. */
 const inFlight = new Map<string, Promise<string>>();
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await lstat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /**
  * The app's archive unpacked at `<spoolRoot>/<name>/<sha256>/`, extracted once and reused.
@@ -44,7 +36,7 @@ export function ensureSpooled(storage: Storage, record: AppRecord, spoolRoot: st
 
 async function spool(storage: Storage, name: string, sha256: string, spoolRoot: string, dir: string, limits?: Partial<ArchiveLimits>): Promise<string> {
   // Extraction renames a finished tree into place, so an existing dir is a complete one.
-  if (await exists(dir)) return dir;
+  if (await pathExists(dir)) return dir;
   const archive = await storage.readArchive(name);
   const actual = createHash('sha256').update(archive).digest('hex');
   if (actual !== sha256) {
@@ -54,7 +46,7 @@ async function spool(storage: Storage, name: string, sha256: string, spoolRoot: 
     await extractArchive(archive, dir, limits);
   } catch (error) {
     // Another process may have spooled the same version meanwhile.
-    if (error instanceof EngineError && error.code === 'storage_error' && (await exists(dir))) return dir;
+    if (error instanceof EngineError && error.code === 'storage_error' && (await pathExists(dir))) return dir;
     throw error;
   }
   await removeOtherVersions(join(spoolRoot, name), sha256);

@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
-import { chmod, link, lstat, mkdir, open, rename, rm, symlink } from 'node:fs/promises';
-import { basename, dirname, join, posix } from 'node:path';
+import { chmod, link, mkdir, open, rename, rm, symlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { createGunzip } from 'node:zlib';
 import tar from 'tar-stream';
 import { EngineError, InvalidInputError } from '../errors/index.js';
+import { pathExists } from '../util/atomic-file.js';
 
 export interface ArchiveLimits {
   /** Total bytes of all regular files, uncompressed. */
@@ -58,11 +59,16 @@ function isGzip(archive: Buffer): boolean {
   return archive.length >= 2 && archive[0] === 0x1f && archive[1] === 0x8b;
 }
 
+/** Path segments without empty and `.` ones: `./a//b/` -> ['a', 'b']. */
+function segments(path: string): string[] {
+  return path.split('/').filter((part) => part !== '' && part !== '.');
+}
+
 /** `./a//b/` -> `a/b`; '' for the root itself. Refuses absolute paths and `..`. */
 function normaliseEntryPath(raw: string): string {
   if (raw.includes('\0')) refuse(raw, 'NUL character in the path');
   if (raw.startsWith('/')) refuse(raw, 'absolute path');
-  const parts = raw.split('/').filter((part) => part !== '' && part !== '.');
+  const parts = segments(raw);
   if (parts.includes('..')) refuse(raw, "path contains a '..' segment");
   return parts.join('/');
 }
@@ -126,11 +132,14 @@ interface EntryWriter {
   hardlink(path: string, target: string): Promise<void>;
 }
 
-/** Streams the archive once, checking every entry; hands checked entries to `writer` when given. */
-async function walkArchive(archive: Buffer, limits: ArchiveLimits, writer?: EntryWriter): Promise<ArchiveSummary> {
+interface TarReader {
+  entries: AsyncIterable<tar.Extract extends AsyncIterable<infer E> ? E : never>;
+  /** Stops reading and turns what went wrong into an EngineError. */
+  fail(error: unknown): EngineError;
+}
+
+function openTar(archive: Buffer): TarReader {
   const compressed = isGzip(archive);
-  const summary: ArchiveSummary = { entries: 0, files: 0, directories: 0, symlinks: 0, hardlinks: 0, bytes: 0, compressed, paths: [] };
-  const tree = new TreeCheck();
   const extract = tar.extract();
   const gunzip = compressed ? createGunzip() : undefined;
   if (gunzip) {
@@ -140,9 +149,28 @@ async function walkArchive(archive: Buffer, limits: ArchiveLimits, writer?: Entr
   } else {
     extract.end(archive);
   }
+  return {
+    entries: extract,
+    fail(error) {
+      gunzip?.destroy();
+      extract.destroy();
+      if (error instanceof EngineError) return error;
+      const detail = error instanceof Error ? error.message : String(error);
+      // File-system failures while writing (ENOSPC, EACCES...) are ours, not the archive's.
+      if ((error as NodeJS.ErrnoException).syscall !== undefined) return new EngineError('storage_error', `cannot extract the archive: ${detail}`, { cause: error });
+      return new InvalidInputError('invalid_argument', `archive is not a readable tar${compressed ? '.gz' : ''} file: ${detail}`, { field: 'archive', cause: error });
+    },
+  };
+}
 
+/** Streams the archive once, checking every entry; hands checked entries to `writer` when given. */
+async function walkArchive(archive: Buffer, limits: ArchiveLimits, writer?: EntryWriter): Promise<ArchiveSummary> {
+  const compressed = isGzip(archive);
+  const summary: ArchiveSummary = { entries: 0, files: 0, directories: 0, symlinks: 0, hardlinks: 0, bytes: 0, compressed, paths: [] };
+  const tree = new TreeCheck();
+  const reader = openTar(archive);
   try {
-    for await (const entry of extract) {
+    for await (const entry of reader.entries) {
       const header = entry.header;
       const raw = header.name;
       // tar-stream consumes pax and GNU long-name headers itself; null is a type flag it does not know.
@@ -195,7 +223,7 @@ async function walkArchive(archive: Buffer, limits: ArchiveLimits, writer?: Entr
         case 'link': {
           const rawTarget = header.linkname ?? '';
           if (rawTarget.startsWith('/')) refuse(raw, `hard link target ${JSON.stringify(rawTarget)} is absolute`);
-          const targetParts = rawTarget.split('/').filter((part) => part !== '' && part !== '.');
+          const targetParts = segments(rawTarget);
           if (targetParts.includes('..')) refuse(raw, `hard link target ${JSON.stringify(rawTarget)} contains a '..' segment`);
           const target = targetParts.join('/');
           if (tree.kinds.get(target) !== 'file') refuse(raw, `hard link target ${JSON.stringify(rawTarget)} is not an earlier regular file in the archive`);
@@ -211,13 +239,7 @@ async function walkArchive(archive: Buffer, limits: ArchiveLimits, writer?: Entr
       }
     }
   } catch (error) {
-    gunzip?.destroy();
-    extract.destroy();
-    if (error instanceof EngineError) throw error;
-    const detail = error instanceof Error ? error.message : String(error);
-    // File-system failures while writing (ENOSPC, EACCES...) are ours, not the archive's.
-    if ((error as NodeJS.ErrnoException).syscall !== undefined) throw new EngineError('storage_error', `cannot extract the archive: ${detail}`, { cause: error });
-    throw new InvalidInputError('invalid_argument', `archive is not a readable tar${compressed ? '.gz' : ''} file: ${detail}`, { field: 'archive', cause: error });
+    throw reader.fail(error);
   }
   // A later symlink can redirect an earlier one: check all of them against the complete tree.
   for (const [path, target] of tree.symlinks) tree.checkSymlinkTarget(path, target);
@@ -239,7 +261,7 @@ export async function extractArchive(archive: Buffer, destDir: string, limits?: 
   const resolved = resolveArchiveLimits(limits);
   const parent = dirname(destDir);
   await mkdir(parent, { recursive: true });
-  if (await exists(destDir)) throw new EngineError('storage_error', `cannot extract into ${destDir}: it already exists`);
+  if (await pathExists(destDir)) throw new EngineError('storage_error', `cannot extract into ${destDir}: it already exists`);
   const temp = join(parent, `.${basename(destDir)}.extract-${randomBytes(6).toString('hex')}`);
   await mkdir(temp, { mode: 0o755 });
   const directoryModes = new Map<string, number>();
@@ -299,33 +321,15 @@ export async function extractArchive(archive: Buffer, destDir: string, limits?: 
   }
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await lstat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** The content of one regular file in the archive (the last entry of that path wins), or undefined. */
 export async function readFileFromArchive(archive: Buffer, path: string, maxBytes = DEFAULT_ARCHIVE_LIMITS.maxFileBytes): Promise<Buffer | undefined> {
-  const wanted = posix.normalize(path).replace(/^(\.\/)+/, '');
-  const extract = tar.extract();
-  const gunzip = isGzip(archive) ? createGunzip() : undefined;
-  if (gunzip) {
-    gunzip.on('error', (error) => extract.destroy(error));
-    gunzip.pipe(extract);
-    gunzip.end(archive);
-  } else {
-    extract.end(archive);
-  }
+  const wanted = segments(path).join('/');
+  const reader = openTar(archive);
   let found: Buffer | undefined;
   try {
-    for await (const entry of extract) {
+    for await (const entry of reader.entries) {
       const type = entry.header.type as string | null;
-      const name = entry.header.name.split('/').filter((part) => part !== '' && part !== '.').join('/');
-      if (name !== wanted || (type !== 'file' && type !== 'contiguous-file')) {
+      if (segments(entry.header.name).join('/') !== wanted || (type !== 'file' && type !== 'contiguous-file')) {
         entry.resume();
         continue;
       }
@@ -337,11 +341,7 @@ export async function readFileFromArchive(archive: Buffer, path: string, maxByte
       found = Buffer.concat(chunks);
     }
   } catch (error) {
-    gunzip?.destroy();
-    extract.destroy();
-    if (error instanceof EngineError) throw error;
-    const detail = error instanceof Error ? error.message : String(error);
-    throw new InvalidInputError('invalid_argument', `archive is not a readable tar file: ${detail}`, { field: 'archive', cause: error });
+    throw reader.fail(error);
   }
   return found;
 }

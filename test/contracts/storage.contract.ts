@@ -3,6 +3,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { EngineError } from '../../engine/errors/index.js';
 import type { AppRecord, CrashlogEntry, Storage, StorageChange } from '../../engine/storage/types.js';
 import type { Profile } from '../../manifests/types.js';
+import { DEFAULT_PROFILE } from '../../manifests/validate.js';
 
 export interface StorageFixture {
   /** A fresh, empty storage. */
@@ -22,20 +23,7 @@ export function makeRecord(name: string, archive: Buffer, uploadedAt = Date.now(
 }
 
 export function makeProfile(poolLimit: number): Profile {
-  return {
-    'pool-limit': poolLimit,
-    'queue-limit': 100,
-    concurrency: 10,
-    'grow-threshold': 5,
-    'startup-timeout': 10,
-    'heartbeat-timeout': 30,
-    'idle-timeout': 600,
-    'termination-timeout': 5,
-    'request-timeout': 86400,
-    'crashlog-limit': 50,
-    'crash-limit': 5,
-    isolate: { type: 'docker', args: { memory: 67108864, image: 'python:3-slim' } },
-  };
+  return { ...structuredClone(DEFAULT_PROFILE), 'pool-limit': poolLimit, isolate: { type: 'docker', args: { memory: 67108864, image: 'python:3-slim' } } };
 }
 
 function makeCrashlog(app: string, id: string, timestamp: number): CrashlogEntry {

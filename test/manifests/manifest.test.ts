@@ -1,16 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { InvalidInputError } from '../../engine/errors/index.js';
 import { parseManifest, resolveManifest } from '../../manifests/validate.js';
-
-function refusal(run: () => unknown): InvalidInputError {
-  try {
-    run();
-  } catch (error) {
-    expect(error).toBeInstanceOf(InvalidInputError);
-    return error as InvalidInputError;
-  }
-  throw new Error('expected the input to be refused');
-}
+import { refusal } from './refusal.js';
 
 describe('parseManifest', () => {
   it('parses YAML with defaults applied', () => {

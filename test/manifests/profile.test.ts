@@ -1,16 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidInputError } from '../../engine/errors/index.js';
 import { DEFAULT_PROFILE, parseByteSize, parseProfile, resolveProfile } from '../../manifests/validate.js';
-
-function refusal(run: () => unknown): InvalidInputError {
-  try {
-    run();
-  } catch (error) {
-    expect(error).toBeInstanceOf(InvalidInputError);
-    return error as InvalidInputError;
-  }
-  throw new Error('expected the input to be refused');
-}
+import { refusal } from './refusal.js';
 
 describe('profiles', () => {
   it('has Cocaine defaults, frozen', () => {
