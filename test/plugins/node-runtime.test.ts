@@ -265,7 +265,7 @@ describe('node runtime: lifecycle', () => {
       expect((await peer.exited).code).toBe(1);
       const stderr = peer.stderr.join('\n');
       expect(stderr).toContain(`cannot load the entrypoint ${entrypoint}`);
-      if (entrypoint === 'broken.js') expect(stderr).toMatch(/SyntaxError/);
+      if (entrypoint === 'broken.js') expect(stderr).toMatch(/broken\.js:\d+[\s\S]*SyntaxError/);
       if (entrypoint === 'throws.js') expect(stderr).toContain('init failed here');
       if (entrypoint === 'missing.js') expect(stderr).toMatch(/Cannot find module|ERR_MODULE_NOT_FOUND/);
     }

@@ -120,8 +120,9 @@ let handlers: Map<string, BoundHandler>;
 try {
   handlers = await loadHandlers(env.entrypoint);
 } catch (error) {
-  process.stderr.write(`cocaine node runtime: cannot load the entrypoint ${env.entrypoint}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-  process.exit(1);
+  process.stderr.write(`cocaine node runtime: cannot load the entrypoint ${env.entrypoint}\n`);
+  // Rethrown uncaught: node prints it with the file:line of a syntax error, and exits with 1.
+  throw error;
 }
 try {
   await connected;
