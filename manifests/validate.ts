@@ -145,8 +145,9 @@ export function resolveProfile(partial: unknown, file: string): Profile {
   if (typeof value.isolate === 'string') value.isolate = { type: value.isolate };
   const validate = compiled().profile;
   const problems: FieldProblem[] = validate(value) ? [] : describeAjvErrors(validate.errors ?? []);
-  const isolate = value.isolate as { type: string; args: Record<string, unknown> } | undefined;
-  if (problems.length === 0 && isolate && isolate.args.memory !== undefined) {
+  const isolate = value.isolate as { type: string; args?: Record<string, unknown> } | undefined;
+  const memoryChecked = !problems.some((problem) => problem.field === 'isolate.args.memory' || problem.field === 'isolate.args' || problem.field === 'isolate');
+  if (memoryChecked && isolate?.args?.memory !== undefined) {
     try {
       isolate.args.memory = parseByteSize(isolate.args.memory as string | number);
     } catch {

@@ -110,6 +110,10 @@ describe('profiles', () => {
     expect(lines).toContain('p.json: field "isolate.args.image" must be a non-empty string (got "")');
     expect(lines.some((line) => line.startsWith('p.json: unknown field "isolate.extra"'))).toBe(true);
     expect(refusal(() => resolveProfile({ isolate: { args: { memory: '0M' } } }, 'p.json')).field).toBe('isolate.args.memory');
+    // A size that only fails once parsed is reported together with the other problems.
+    const both = refusal(() => resolveProfile({ 'pool-limit': 0, isolate: { args: { memory: '0M' } } }, 'p.json'));
+    expect(both.message.split('\n')).toHaveLength(2);
+    expect(both.message).toContain('field "isolate.args.memory"');
   });
 
   it('gives file:line:col for YAML syntax errors', () => {
