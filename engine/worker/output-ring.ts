@@ -1,3 +1,5 @@
+const NOISE = /^\s+at\s|^Node\.js v\d/;
+
 /** The last N output lines of a worker, for crashlogs and crash reasons. */
 export class OutputRing {
   private readonly lines: string[] = [];
@@ -13,9 +15,13 @@ export class OutputRing {
     return this.lines.slice();
   }
 
-  /** The last `count` lines joined for an error message, each shortened. */
+  /**
+   * The last `count` informative lines joined for an error message, each shortened. Stack frames
+   * and blank lines are skipped so the error itself (not its call stack) reaches the user.
+   */
   tail(count: number): string {
     return this.lines
+      .filter((line) => line.trim() !== '' && !NOISE.test(line))
       .slice(-count)
       .map((line) => (line.length > 200 ? `${line.slice(0, 200)}…` : line))
       .join(' | ');
