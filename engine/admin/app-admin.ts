@@ -124,7 +124,7 @@ export class AppAdmin {
     this.deps.plugins.get(manifest.plugin);
     const profileName = validateName('profile', input.profile || (await storage.getRunlist())[name] || DEFAULT);
     await this.loadProfile(profileName);
-    if (!summary.files.includes(manifest.entrypoint.replace(/^\.\//, ''))) {
+    if (!summary.paths.includes(manifest.entrypoint.replace(/^\.\//, ''))) {
       throw new InvalidInputError('invalid_manifest', `${manifestFile}: field "entrypoint": "${manifest.entrypoint}" is not a file in the archive`, { field: 'entrypoint' });
     }
     const record: AppRecord = {
