@@ -1,0 +1,137 @@
+import type { ServerDuplexStream, ServerUnaryCall, ServerWritableStream, sendUnaryData, UntypedServiceImplementation } from '@grpc/grpc-js';
+import { InvalidInputError, NotFoundError } from '../errors/index.js';
+import { parseTarget } from '../util/names.js';
+import { deadlineOf, pipeResult } from './call-utils.js';
+import { eventStatusMessage } from './convert.js';
+import type { EngineFacade, Invocation } from './facade.js';
+import type {
+  ChunkMessage,
+  EnqueueReplyMessage,
+  EnqueueRequestMessage,
+  EventStatusMessage,
+  InvokeRequestMessage,
+  InvokeStreamRequestMessage,
+  SessionFrameMessage,
+  StatusRequestMessage,
+} from './messages.js';
+import { SessionHandler, type SessionRegistry } from './session.js';
+import { statusFromError } from './status.js';
+
+export interface EngineServiceOptions {
+  /** Result bytes a slow reader may leave waiting per call before it is cancelled. */
+  maxPendingBytes: number;
+}
+
+const CANCELLED_BY_CLIENT = 'the client cancelled the call';
+
+/** The cocaine.v1.Engine service over an EngineFacade. */
+export function engineService(facade: EngineFacade, sessions: SessionRegistry, options: EngineServiceOptions): UntypedServiceImplementation {
+  return {
+    Invoke(call: ServerWritableStream<InvokeRequestMessage, ChunkMessage>) {
+      const request = call.request;
+      let invocation: Invocation;
+      try {
+        const { app, event } = parseTarget(request.target);
+        invocation = facade.invoke({ app, event, headers: request.headers, deadline: deadlineOf(call.getDeadline(), request.timeoutMs) });
+      } catch (error) {
+        call.emit('error', statusFromError(error));
+        return;
+      }
+      const result = pipeResult(invocation, call, options.maxPendingBytes);
+      call.on('cancelled', () => {
+        if (!result.settled()) invocation.cancel(CANCELLED_BY_CLIENT);
+      });
+      if (request.data.length > 0) invocation.write(request.data);
+      invocation.end();
+    },
+
+    InvokeStream(call: ServerDuplexStream<InvokeStreamRequestMessage, ChunkMessage>) {
+      let invocation: Invocation | undefined;
+      let result: { settled(): boolean } | undefined;
+      let refused = false;
+      const refuse = (error: unknown): void => {
+        refused = true;
+        call.emit('error', statusFromError(error));
+      };
+      call.on('data', (message: InvokeStreamRequestMessage) => {
+        if (refused || result?.settled()) return;
+        if (!invocation) {
+          if (message.part !== 'header' || !message.header) {
+            refuse(new InvalidInputError('invalid_argument', 'InvokeStream: the first message must carry `header` (target, headers, timeout_ms)', { field: 'header' }));
+            return;
+          }
+          const header = message.header;
+          try {
+            const { app, event } = parseTarget(header.target);
+            invocation = facade.invoke({ app, event, headers: header.headers, deadline: deadlineOf(call.getDeadline(), header.timeoutMs) });
+          } catch (error) {
+            refuse(error);
+            return;
+          }
+          result = pipeResult(invocation, call, options.maxPendingBytes);
+          return;
+        }
+        if (message.part === 'header') {
+          invocation.cancel('protocol error from the client');
+          refuse(new InvalidInputError('invalid_argument', 'InvokeStream: `header` may only be the first message', { field: 'header' }));
+          return;
+        }
+        if (message.data && message.data.length > 0) invocation.write(message.data);
+      });
+      call.on('end', () => {
+        if (refused) return;
+        if (!invocation) {
+          refuse(new InvalidInputError('invalid_argument', 'InvokeStream: the stream ended before a `header` message', { field: 'header' }));
+          return;
+        }
+        invocation.end();
+      });
+      call.on('cancelled', () => {
+        if (invocation && !result?.settled()) invocation.cancel(CANCELLED_BY_CLIENT);
+      });
+    },
+
+    Session(call: ServerDuplexStream<SessionFrameMessage, SessionFrameMessage>) {
+      new SessionHandler(facade, call, sessions);
+    },
+
+    Enqueue(call: ServerUnaryCall<EnqueueRequestMessage, EnqueueReplyMessage>, callback: sendUnaryData<EnqueueReplyMessage>) {
+      const request = call.request;
+      let target: { app: string; event: string };
+      try {
+        target = parseTarget(request.target);
+      } catch (error) {
+        callback(statusFromError(error));
+        return;
+      }
+      facade
+        .enqueue({
+          app: target.app,
+          event: target.event,
+          data: request.data,
+          headers: request.headers,
+          maxAttempts: request.maxAttempts > 0 ? request.maxAttempts : undefined,
+          delayMs: request.delayMs > 0 ? request.delayMs : undefined,
+          id: request.id !== '' ? request.id : undefined,
+        })
+        .then(
+          (result) => callback(null, { id: result.id, duplicate: result.duplicate }),
+          (error: unknown) => callback(statusFromError(error)),
+        );
+    },
+
+    Status(call: ServerUnaryCall<StatusRequestMessage, EventStatusMessage>, callback: sendUnaryData<EventStatusMessage>) {
+      if (call.request.id === '') {
+        callback(statusFromError(new InvalidInputError('invalid_argument', 'event id is empty', { field: 'id' })));
+        return;
+      }
+      facade.status(call.request.id).then(
+        (status) =>
+          status
+            ? callback(null, eventStatusMessage(status))
+            : callback(statusFromError(new NotFoundError('not_found', `event ${JSON.stringify(call.request.id)} is unknown`))),
+        (error: unknown) => callback(statusFromError(error)),
+      );
+    },
+  };
+}

@@ -1,0 +1,116 @@
+import { Server, ServerCredentials } from '@grpc/grpc-js';
+import { ReflectionService } from '@grpc/reflection';
+import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
+import { InvalidInputError } from '../errors/index.js';
+import { deployService, type LogFollowers } from './deploy-service.js';
+import { engineService } from './engine-service.js';
+import type { EngineFacade } from './facade.js';
+import { cocaineProto, DEPLOY_SERVICE, ENGINE_SERVICE } from './proto.js';
+import type { SessionRegistry } from './session.js';
+
+export interface GrpcServerOptions {
+  /** host:port; port 0 picks a free one. */
+  listen: string;
+  /** Largest gRPC message sent or received. */
+  maxMessageBytes?: number;
+  /** Largest app archive UploadApp accepts. */
+  maxArchiveBytes?: number;
+  /** Result bytes a slow Invoke reader may leave waiting before its call is cancelled. */
+  maxPendingBytes?: number;
+}
+
+export interface ResolvedGrpcServerOptions {
+  listen: string;
+  maxMessageBytes: number;
+  maxArchiveBytes: number;
+  maxPendingBytes: number;
+}
+
+export const DEFAULT_GRPC_SERVER_OPTIONS: Readonly<Omit<ResolvedGrpcServerOptions, 'listen'>> = Object.freeze({
+  maxMessageBytes: 64 * 1024 * 1024,
+  maxArchiveBytes: 512 * 1024 * 1024,
+  maxPendingBytes: 64 * 1024 * 1024,
+});
+
+export interface GrpcServerHandle {
+  port: number;
+  /** host:port actually bound. */
+  address: string;
+  /** Health NOT_SERVING, sessions drain, no new calls; forces the rest after `graceMs`. */
+  shutdown(graceMs: number): Promise<void>;
+  forceShutdown(): void;
+}
+
+export function resolveGrpcServerOptions(options: GrpcServerOptions): ResolvedGrpcServerOptions {
+  const resolved = { ...DEFAULT_GRPC_SERVER_OPTIONS, ...stripUndefined(options) } as ResolvedGrpcServerOptions;
+  if (typeof resolved.listen !== 'string' || !/^(\[[^\]]+\]|[^:[\]]+):\d{1,5}$/.test(resolved.listen)) {
+    throw new InvalidInputError('invalid_argument', `listen: expected HOST:PORT, got ${JSON.stringify(resolved.listen)}`, { field: 'listen' });
+  }
+  for (const field of ['maxMessageBytes', 'maxArchiveBytes', 'maxPendingBytes'] as const) {
+    const value = resolved[field];
+    if (!Number.isSafeInteger(value) || value < 1024) {
+      throw new InvalidInputError('invalid_argument', `${field}: expected an integer number of bytes >= 1024, got ${JSON.stringify(value)}`, { field });
+    }
+  }
+  return resolved;
+}
+
+function stripUndefined<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+const HEALTH_SERVICES = ['', ENGINE_SERVICE, DEPLOY_SERVICE];
+
+/** Serves the Engine and Deploy services, health and reflection, over `facade`. */
+export async function startGrpcServer(facade: EngineFacade, options: GrpcServerOptions): Promise<GrpcServerHandle> {
+  const resolved = resolveGrpcServerOptions(options);
+  const proto = cocaineProto();
+  const server = new Server({
+    'grpc.max_receive_message_length': resolved.maxMessageBytes,
+    'grpc.max_send_message_length': resolved.maxMessageBytes,
+    'grpc.keepalive_time_ms': 60_000,
+    'grpc.keepalive_timeout_ms': 20_000,
+    'grpc.keepalive_permit_without_calls': 1,
+    // Clients may ping every 10 s (grpc-js's floor) without being told to go away.
+    'grpc.http2.min_ping_interval_without_data_ms': 10_000,
+    'grpc.max_connection_age_grace_ms': 30_000,
+  });
+  const sessions: SessionRegistry = new Set();
+  const followers: LogFollowers = new Set();
+  server.addService(proto.engineService, engineService(facade, sessions, { maxPendingBytes: resolved.maxPendingBytes }));
+  server.addService(proto.deployService, deployService(facade, followers, { maxArchiveBytes: resolved.maxArchiveBytes }));
+  const health = new HealthImplementation(Object.fromEntries(HEALTH_SERVICES.map((name) => [name, 'SERVING' as ServingStatus])));
+  health.addToServer(server);
+  new ReflectionService(proto.packageDefinition).addToServer(server);
+
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(resolved.listen, ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))),
+  );
+  const host = resolved.listen.slice(0, resolved.listen.lastIndexOf(':'));
+  let shuttingDown: Promise<void> | undefined;
+
+  return {
+    port,
+    address: `${host}:${port}`,
+    shutdown(graceMs: number): Promise<void> {
+      shuttingDown ??= new Promise<void>((resolve) => {
+        for (const name of HEALTH_SERVICES) health.setStatus(name, 'NOT_SERVING');
+        for (const session of [...sessions]) session.drain();
+        for (const follower of [...followers]) follower.abort();
+        const timer = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, Math.max(0, graceMs));
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+      return shuttingDown;
+    },
+    forceShutdown(): void {
+      for (const name of HEALTH_SERVICES) health.setStatus(name, 'NOT_SERVING');
+      server.forceShutdown();
+    },
+  };
+}

@@ -1,0 +1,173 @@
+import type { ServerDuplexStream } from '@grpc/grpc-js';
+import { InvalidInputError, OverloadError } from '../errors/index.js';
+import { parseTarget } from '../util/names.js';
+import { deadlineOf } from './call-utils.js';
+import type { EngineFacade, Invocation } from './facade.js';
+import type { ErrorMessage, SessionFrameMessage } from './messages.js';
+import { errorFrameOf } from './status.js';
+
+/** Open session streams, so a shutdown can drain them. */
+export type SessionRegistry = Set<SessionHandler>;
+
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * Result side of one multiplexed invocation. It holds the latest chunk back until the next chunk
+ * or the end arrives, so a single-chunk result leaves as ONE frame carrying `data` and `end`.
+ */
+class SessionCall {
+  held: Buffer | undefined;
+  constructor(
+    readonly id: number,
+    readonly invocation: Invocation,
+    private readonly session: SessionHandler,
+  ) {}
+
+  onChunk(chunk: Buffer): void {
+    const held = this.held;
+    this.held = chunk;
+    if (held !== undefined) this.session.send({ id: this.id, data: held });
+  }
+
+  onEnd(): void {
+    const held = this.held;
+    this.held = undefined;
+    this.session.finished(this, { id: this.id, data: held ?? EMPTY, end: true });
+  }
+
+  onError(error: Error): void {
+    const held = this.held;
+    this.held = undefined;
+    if (held !== undefined) this.session.send({ id: this.id, data: held });
+    this.session.finished(this, { id: this.id, error: errorFrameOf(error) });
+  }
+}
+
+/**
+ * One Engine.Session stream: invocations multiplexed by frame id. Client frames: `invoke` opens
+ * (and may carry data and end), `data` adds to the body, `end` closes the body, `error` cancels.
+ * When our writes back up, reading new frames pauses until grpc-js drains.
+ */
+export class SessionHandler {
+  private readonly open = new Map<number, SessionCall>();
+  private readonly streamDeadline: number;
+  private halfClosed = false;
+  private draining = false;
+  private closed = false;
+  private paused = false;
+
+  constructor(
+    private readonly facade: EngineFacade,
+    private readonly call: ServerDuplexStream<SessionFrameMessage, SessionFrameMessage>,
+    private readonly registry: SessionRegistry,
+  ) {
+    this.streamDeadline = deadlineOf(call.getDeadline(), 0);
+    registry.add(this);
+    call.on('data', (frame: SessionFrameMessage) => this.onFrame(frame));
+    call.on('end', () => {
+      this.halfClosed = true;
+      this.maybeEnd();
+    });
+    call.on('cancelled', () => this.abandon('the client cancelled the session'));
+    call.on('error', () => this.abandon('the session stream failed'));
+    call.on('drain', () => {
+      if (this.paused && !this.closed) {
+        this.paused = false;
+        call.resume();
+      }
+    });
+  }
+
+  /** Stops accepting invocations; the stream ends once those in flight are answered. */
+  drain(): void {
+    this.draining = true;
+    this.maybeEnd();
+  }
+
+  send(frame: SessionFrameMessage): void {
+    if (this.closed) return;
+    if (!this.call.write(frame) && !this.paused) {
+      this.paused = true;
+      this.call.pause();
+    }
+  }
+
+  finished(sessionCall: SessionCall, frame: SessionFrameMessage): void {
+    if (this.open.get(sessionCall.id) !== sessionCall) return;
+    this.open.delete(sessionCall.id);
+    this.send(frame);
+    if (this.open.size === 0) this.maybeEnd();
+  }
+
+  private onFrame(frame: SessionFrameMessage): void {
+    const id = frame.id;
+    if (frame.invoke) {
+      this.start(id, frame);
+      return;
+    }
+    const current = this.open.get(id);
+    // Frames for ids already answered (the client had not seen the answer yet) are dropped.
+    if (!current) return;
+    if (frame.error) {
+      this.open.delete(id);
+      current.invocation.cancel(frame.error.message || 'cancelled by the client');
+      if (this.open.size === 0) this.maybeEnd();
+      return;
+    }
+    if (frame.data && frame.data.length > 0) current.invocation.write(frame.data);
+    if (frame.end) current.invocation.end();
+  }
+
+  private start(id: number, frame: SessionFrameMessage): void {
+    const header = frame.invoke!;
+    if (this.open.has(id)) {
+      this.reject(id, new InvalidInputError('invalid_argument', `session id ${id} is already in use by an open invocation`, { field: 'id' }));
+      return;
+    }
+    if (this.draining) {
+      this.reject(id, new OverloadError('shutting_down', 'the engine is shutting down: no new invocations on this session'));
+      return;
+    }
+    let invocation: Invocation;
+    try {
+      const { app, event } = parseTarget(header.target);
+      let deadline = this.streamDeadline;
+      if (header.timeoutMs > 0) {
+        const own = Date.now() + header.timeoutMs;
+        deadline = deadline === 0 ? own : Math.min(deadline, own);
+      }
+      invocation = this.facade.invoke({ app, event, headers: header.headers, deadline });
+    } catch (error) {
+      this.reject(id, error);
+      return;
+    }
+    const sessionCall = new SessionCall(id, invocation, this);
+    this.open.set(id, sessionCall);
+    if (frame.data && frame.data.length > 0) invocation.write(frame.data);
+    if (frame.end) invocation.end();
+    invocation.listen(sessionCall);
+  }
+
+  private reject(id: number, error: unknown): void {
+    const message: ErrorMessage = errorFrameOf(error);
+    this.send({ id, error: message });
+  }
+
+  private maybeEnd(): void {
+    if (this.closed || this.open.size > 0) return;
+    if (this.halfClosed || this.draining) {
+      this.closed = true;
+      this.registry.delete(this);
+      this.call.end();
+    }
+  }
+
+  private abandon(reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.registry.delete(this);
+    const calls = [...this.open.values()];
+    this.open.clear();
+    for (const sessionCall of calls) sessionCall.invocation.cancel(reason);
+  }
+}
