@@ -31,7 +31,7 @@ type DoneKey = [number, string];
 
 /**
  * The LMDB layout of the local queue, one environment with four databases committed together:
- * - `events`: id → StoredEvent (with lmdb's write-through cache, so a read sees writes not yet committed);
+ * - `events`: id → StoredEvent (reads see our own writes before they commit);
  * - `active`: id → app, every PENDING or PROCESSING event (what `open` loads back into memory);
  * - `done`: [doneAt, id] → app, every COMPLETED or FAILED event (retention pruning walks it oldest first);
  * - `dead`: [doneAt, id] → app, FAILED events only (dead letters, newest first).
@@ -39,6 +39,11 @@ type DoneKey = [number, string];
  */
 export class LocalStore {
   private writeError: unknown;
+  /**
+   * Writes not yet committed, so reads see them at once (null = removed). Ours rather than lmdb's
+   * `cache` option, whose entries were seen to outlive a committed remove.
+   */
+  private readonly unsettled = new Map<string, StoredEvent | null>();
 
   private constructor(
     private readonly root: RootDatabase,
@@ -54,7 +59,7 @@ export class LocalStore {
       const root = open({ path: dir, overlappingSync: false, noSync: false, maxDbs: 8 });
       return new LocalStore(
         root,
-        root.openDB<StoredEvent, string>({ name: 'events', cache: true }),
+        root.openDB<StoredEvent, string>({ name: 'events' }),
         root.openDB<string, string>({ name: 'active' }),
         root.openDB<string, DoneKey>({ name: 'done' }),
         root.openDB<string, DoneKey>({ name: 'dead' }),
@@ -72,17 +77,36 @@ export class LocalStore {
   }
 
   get(id: string): StoredEvent | undefined {
+    const unsettled = this.unsettled.get(id);
+    if (unsettled !== undefined) return unsettled ?? undefined;
     return this.events.get(id);
+  }
+
+  private putEvent(record: StoredEvent): Promise<unknown> {
+    return this.settleLater(record.id, record, this.events.put(record.id, record));
+  }
+
+  private removeEvent(id: string): Promise<unknown> {
+    return this.settleLater(id, null, this.events.remove(id));
+  }
+
+  private settleLater(id: string, value: StoredEvent | null, write: Promise<unknown>): Promise<unknown> {
+    this.unsettled.set(id, value);
+    const settle = (): void => {
+      if (this.unsettled.get(id) === value) this.unsettled.delete(id);
+    };
+    write.then(settle, settle);
+    return write;
   }
 
   /** A new event; resolves once committed and synced. */
   async insert(record: StoredEvent): Promise<void> {
-    await Promise.all([this.events.put(record.id, record), this.active.put(record.id, record.app)]);
+    await Promise.all([this.putEvent(record), this.active.put(record.id, record.app)]);
   }
 
   /** A change between PENDING and PROCESSING; committed in the background, the promise says when. */
   update(record: StoredEvent): Promise<void> {
-    const write = this.events.put(record.id, record).then(() => undefined);
+    const write = this.putEvent(record).then(() => undefined);
     this.track(write);
     return write.catch(() => undefined);
   }
@@ -90,7 +114,7 @@ export class LocalStore {
   /** The event became COMPLETED or FAILED (`record.doneAt` set); committed in the background. */
   finish(record: StoredEvent): void {
     const key: DoneKey = [record.doneAt!, record.id];
-    this.track(this.events.put(record.id, record));
+    this.track(this.putEvent(record));
     this.track(this.active.remove(record.id));
     this.track(this.done.put(key, record.app));
     if (record.state === 'FAILED') this.track(this.dead.put(key, record.app));
@@ -100,7 +124,7 @@ export class LocalStore {
   async revive(previous: StoredEvent, record: StoredEvent): Promise<void> {
     const key: DoneKey = [previous.doneAt!, previous.id];
     await Promise.all([
-      this.events.put(record.id, record),
+      this.putEvent(record),
       this.active.put(record.id, record.app),
       this.done.remove(key),
       this.dead.remove(key),
@@ -121,7 +145,7 @@ export class LocalStore {
     const out: StoredEvent[] = [];
     for (const { key, value } of this.dead.getRange({ reverse: true })) {
       if (app !== undefined && value !== app) continue;
-      const record = this.events.get(key[1]);
+      const record = this.get(key[1]);
       if (record?.state === 'FAILED') out.push(record);
     }
     return out;
@@ -133,17 +157,18 @@ export class LocalStore {
     for (;;) {
       const keys = Array.from(this.done.getKeys({ end: [cutoff], limit: batch }));
       if (keys.length === 0) return total;
-      await this.root.transaction(() => {
-        for (const key of keys) {
-          const record = this.events.get(key[1]);
-          // A redriven event is active again under the same id: keep it.
-          if (record && (record.state === 'COMPLETED' || record.state === 'FAILED') && record.doneAt === key[0]) {
-            this.events.remove(key[1]);
-          }
-          this.done.remove(key);
-          this.dead.remove(key);
+      // Plain writes issued in one event turn commit as one transaction. (lmdb's callback
+      // `transaction()` never resolves with lmdb 3.5.6 on Node 20 here, so it is not used.)
+      const writes: Promise<unknown>[] = [];
+      for (const key of keys) {
+        const record = this.get(key[1]);
+        // A redriven event is active again under the same id: keep it.
+        if (record && (record.state === 'COMPLETED' || record.state === 'FAILED') && record.doneAt === key[0]) {
+          writes.push(this.removeEvent(key[1]));
         }
-      });
+        writes.push(this.done.remove(key), this.dead.remove(key));
+      }
+      await Promise.all(writes);
       total += keys.length;
       if (keys.length < batch) return total;
     }
