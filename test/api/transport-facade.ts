@@ -234,11 +234,14 @@ export class TransportTestFacade implements EngineFacade {
     for (let i = 0; i < options.lines; i++) yield { timestamp: i, workerId: 'w1', stream: 'stdout', line: `line ${i}` };
     if (!options.follow) return;
     let n = options.lines;
-    while (!options.signal.aborted) {
-      await new Promise((resolve) => setTimeout(resolve, 10));
-      yield { timestamp: n, workerId: 'w1', stream: 'stderr', line: `line ${n++}` };
+    try {
+      while (!options.signal.aborted) {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+        yield { timestamp: n, workerId: 'w1', stream: 'stderr', line: `line ${n++}` };
+      }
+    } finally {
+      if (options.signal.aborted) this.logsAborted++;
     }
-    this.logsAborted++;
   }
 
   async uploadProfile(name: string, content: Buffer) {
