@@ -125,23 +125,20 @@ describe('CgroupIsolate limits', () => {
     expect(await new Promise((resolve) => echo.once('exit', resolve))).toBe(0);
   });
 
-  it('a CPU hog with cpus 0.2 gets about a fifth of a core; one without limit gets a whole one', async () => {
-    const hog = ['-c', 'while True: pass'];
-    const limitedSpec = spec(PYTHON, hog, { cpus: 0.2 });
-    const limited = await run(limitedSpec);
-    const free = await run(spec(PYTHON, hog, {}));
+  it('a CPU hog with cpus 0.2 gets at most about a fifth of a core, and the kernel says it throttled it', async () => {
+    // Only upper bounds and the throttle counter: other test files may load the 2 cores meanwhile.
+    const s = spec(PYTHON, ['-c', 'while True: pass'], { cpus: 0.2 });
+    const { worker } = await run(s);
     const started = Date.now();
+    const cpuBefore = cpuSeconds(worker);
     await new Promise((resolve) => setTimeout(resolve, 1000));
-    const limitedCpu = cpuSeconds(limited.worker);
-    const freeCpu = cpuSeconds(free.worker);
+    const used = cpuSeconds(worker) - cpuBefore;
     const wall = (Date.now() - started) / 1000;
-    const cpuStat = readFileSync(join(dirOf(limitedSpec, 'cpu'), 'cpu.stat'), 'utf8');
-    limited.worker.signal('SIGKILL');
-    free.worker.signal('SIGKILL');
-    await Promise.all([limited.worker.exited, free.worker.exited]);
-    expect(limitedCpu / wall).toBeLessThan(0.3);
-    expect(freeCpu / wall).toBeGreaterThan(0.6);
-    expect(Number(/(?:nr_throttled) (\d+)/.exec(cpuStat)?.[1])).toBeGreaterThan(0);
+    const cpuStat = readFileSync(join(dirOf(s, 'cpu'), 'cpu.stat'), 'utf8');
+    worker.signal('SIGKILL');
+    await worker.exited;
+    expect(used / wall).toBeLessThan(0.3);
+    expect(Number(/^nr_throttled (\d+)$/m.exec(cpuStat)?.[1])).toBeGreaterThan(5);
   });
 
   it('writes every limit into the cgroup files', async () => {
