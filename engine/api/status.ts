@@ -66,9 +66,12 @@ export function errorFrameOf(error: unknown): { status: number; code: string; me
 /** A failed call as an EngineError carrying the gRPC status, so clients branch on `code`. */
 export class RemoteError extends EngineError {
   readonly status: GrpcStatus;
-  constructor(code: ErrorCode, status: GrpcStatus, message: string, options?: { cause?: unknown }) {
+  /** The engine stated the code (trailer or frame); false when grpc-js raised the status itself, e.g. no connection. */
+  readonly fromEngine: boolean;
+  constructor(code: ErrorCode, status: GrpcStatus, message: string, options?: { cause?: unknown; fromEngine?: boolean }) {
     super(code, message, options);
     this.status = status;
+    this.fromEngine = options?.fromEngine ?? false;
   }
 }
 
@@ -82,10 +85,11 @@ export function errorFromStatus(error: Partial<ServiceError> & { code?: number; 
   const status = (typeof error.code === 'number' ? error.code : GrpcStatus.UNKNOWN) as GrpcStatus;
   const reported = error.metadata?.get(ERROR_CODE_TRAILER)[0];
   const message = error.details || error.message || `gRPC status ${GrpcStatus[status] ?? status}`;
-  return new RemoteError(codeFor(status, typeof reported === 'string' ? reported : undefined), status, message, { cause: error });
+  const code = typeof reported === 'string' ? reported : undefined;
+  return new RemoteError(codeFor(status, code), status, message, { cause: error, fromEngine: code !== undefined });
 }
 
 /** A session error frame → EngineError. */
 export function errorFromFrame(frame: { status: number; code: string; message: string }): RemoteError {
-  return new RemoteError(codeFor(frame.status as GrpcStatus, frame.code || undefined), frame.status as GrpcStatus, frame.message);
+  return new RemoteError(codeFor(frame.status as GrpcStatus, frame.code || undefined), frame.status as GrpcStatus, frame.message, { fromEngine: true });
 }

@@ -1,0 +1,155 @@
+import { Command, Option } from 'commander';
+import { readFile, stat } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { UsageError } from './errors.js';
+import { globalsOf, parseInteger, withClient } from './context.js';
+import { formatBytes, output, printFields, printTable } from './output.js';
+import { packDirectory } from './pack.js';
+import { progressBar } from './progress.js';
+import { appJson } from './views.js';
+import type { AppInfoMessage } from '../engine/api/messages.js';
+
+const MANIFEST_NAMES = ['manifest.yaml', 'manifest.yml', 'manifest.json'];
+
+async function readManifest(dir: string | undefined, file: string | undefined): Promise<{ manifest?: Buffer; manifestFile?: string }> {
+  if (file !== undefined) {
+    try {
+      return { manifest: await readFile(file), manifestFile: basename(file) };
+    } catch (error) {
+      throw new UsageError(`cannot read --manifest ${file}: ${(error as Error).message}`);
+    }
+  }
+  if (dir === undefined) return {};
+  for (const name of MANIFEST_NAMES) {
+    const manifest = await readFile(join(dir, name)).catch(() => undefined);
+    if (manifest) return { manifest, manifestFile: name };
+  }
+  return {};
+}
+
+function printApp(app: AppInfoMessage): void {
+  const view = appJson(app);
+  printFields([
+    ['name', view.name],
+    ['state', view.state],
+    ['profile', view.profile],
+    ['plugin', view.plugin],
+    ['entrypoint', view.entrypoint],
+    ['runlist', view.inRunlist ? 'yes' : 'no'],
+    ['size', formatBytes(view.size)],
+    ['sha256', view.sha256],
+    ['uploaded', view.uploadedAt],
+    ['error', view.error],
+  ]);
+}
+
+export function appCommand(): Command {
+  const app = new Command('app').description('upload, list, start and stop apps');
+
+  app
+    .command('upload')
+    .description('upload an app from a directory (packed here) or a .tar/.tar.gz; starts it')
+    .argument('<path>', 'app directory or tarball')
+    .option('-n, --name <name>', "app name (default: the manifest's name)")
+    .option('-m, --manifest <file>', 'manifest file (default: manifest.{yaml,yml,json} in the directory or tarball)')
+    .option('-p, --profile <profile>', 'profile to run with (default "default")')
+    .action(async (path: string, flags: { name?: string; manifest?: string; profile?: string }, command: Command) => {
+      const info = await stat(path).catch(() => undefined);
+      if (!info) throw new UsageError(`${path} does not exist: expected an app directory or a tarball`);
+      const isDir = info.isDirectory();
+      const archive = isDir ? await packDirectory(path) : await readFile(path);
+      const manifest = await readManifest(isDir ? path : undefined, flags.manifest);
+      const progress = progressBar(`uploading ${basename(path)}`);
+      const uploaded = await withClient(command, (client) =>
+        client.uploadApp({ name: flags.name, profile: flags.profile, archive, ...manifest, onProgress: (sent, total) => progress.update(sent, total) }),
+      ).finally(() => progress.finish());
+      output(globalsOf(command), appJson(uploaded), () => {
+        process.stdout.write(`uploaded ${uploaded.name} (${formatBytes(uploaded.size)}), ${uploaded.state} with profile ${uploaded.profile}\n`);
+      });
+    });
+
+  app
+    .command('list')
+    .description('list uploaded apps')
+    .action(async (_flags: unknown, command: Command) => {
+      const apps = await withClient(command, (client) => client.listApps());
+      output(globalsOf(command), apps.map(appJson), (views) =>
+        printTable(
+          ['NAME', 'STATE', 'PROFILE', 'PLUGIN', 'RUNLIST', 'SIZE', 'UPLOADED'],
+          views.map((v) => [v.name, v.state, v.profile, v.plugin, v.inRunlist ? 'yes' : 'no', formatBytes(v.size), v.uploadedAt]),
+        ),
+      );
+    });
+
+  app
+    .command('view')
+    .description("show an app, its state and manifest")
+    .argument('<name>')
+    .action(async (name: string, _flags: unknown, command: Command) => {
+      const view = await withClient(command, (client) => client.viewApp(name));
+      output(globalsOf(command), appJson(view), () => {
+        printApp(view);
+        process.stdout.write(`manifest:\n${JSON.stringify(appJson(view).manifest, null, 2)}\n`);
+      });
+    });
+
+  app
+    .command('remove')
+    .description('stop an app and remove it with its archive and crashlogs')
+    .argument('<name>')
+    .action(async (name: string, _flags: unknown, command: Command) => {
+      await withClient(command, (client) => client.removeApp(name));
+      output(globalsOf(command), { removed: name }, () => process.stdout.write(`removed ${name}\n`));
+    });
+
+  for (const [verb, description] of [
+    ['start', 'start an app (adds it to the runlist; workers spawn on the first event)'],
+    ['restart', 'stop the app\'s workers and start it again, optionally with another profile'],
+  ] as const) {
+    app
+      .command(verb)
+      .description(description)
+      .argument('<name>')
+      .option('-p, --profile <profile>', "profile (default: the runlist's, else \"default\")")
+      .action(async (name: string, flags: { profile?: string }, command: Command) => {
+        const view = await withClient(command, (client) => (verb === 'start' ? client.startApp(name, flags.profile) : client.restartApp(name, flags.profile)));
+        output(globalsOf(command), appJson(view), () => process.stdout.write(`${view.name} is ${view.state} with profile ${view.profile}\n`));
+      });
+  }
+
+  app
+    .command('stop')
+    .description('stop an app: its workers terminate and it leaves the runlist')
+    .argument('<name>')
+    .action(async (name: string, _flags: unknown, command: Command) => {
+      const view = await withClient(command, (client) => client.stopApp(name));
+      output(globalsOf(command), appJson(view), () => process.stdout.write(`${view.name} is ${view.state}\n`));
+    });
+
+  app
+    .command('logs')
+    .description("print an app's recent worker output; --follow keeps streaming")
+    .argument('<name>')
+    .addOption(new Option('--lines <n>', 'last N lines').argParser(parseInteger('--lines', 1)).default(100))
+    .option('-f, --follow', 'keep streaming new lines until interrupted')
+    .action(async (name: string, flags: { lines: number; follow?: boolean }, command: Command) => {
+      const globals = globalsOf(command);
+      const controller = new AbortController();
+      const stop = () => controller.abort();
+      process.once('SIGINT', stop);
+      try {
+        await withClient(command, async (client) => {
+          for await (const line of client.appLogs(name, { lines: flags.lines, follow: flags.follow === true, signal: controller.signal })) {
+            if (globals.json) process.stdout.write(`${JSON.stringify(line)}\n`);
+            else process.stdout.write(`${new Date(line.timestampMs).toISOString()} ${line.workerId} ${line.stream}: ${line.line}\n`);
+          }
+        });
+      } catch (error) {
+        if (!controller.signal.aborted) throw error;
+      } finally {
+        process.off('SIGINT', stop);
+      }
+    });
+
+  return app;
+}
