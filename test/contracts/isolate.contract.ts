@@ -129,7 +129,12 @@ export function describeIsolateContract(name: string, factory: () => Promise<Iso
     it('runs the command in the app directory with exactly the spec environment', async () => {
       process.env.ISOLATE_CONTRACT_LEAK = 'must-not-appear';
       try {
-        const { worker, lines } = await start(fixture.isolate, './show-env.sh', { APP_SETTING: 'a value with spaces', COCAINE_APP: 'contract-app' });
+        const { worker, lines } = await start(fixture.isolate, './show-env.sh', {
+          APP_SETTING: 'a value with spaces',
+          COCAINE_APP: 'contract-app',
+          // The engine always sets HOME; a container runtime would otherwise invent one from the image.
+          HOME: '/tmp',
+        });
         const exit = await worker.exited;
         expect(exit).toMatchObject({ code: 0, signal: null });
         const stdout = lines.filter(([stream]) => stream === 'stdout').map(([, line]) => line);
@@ -144,9 +149,10 @@ export function describeIsolateContract(name: string, factory: () => Promise<Iso
         );
         expect(exported.get('APP_SETTING')).toBe('a value with spaces');
         expect(exported.get('COCAINE_APP')).toBe('contract-app');
+        expect(exported.get('HOME')).toBe('/tmp');
         expect(exported.has('ISOLATE_CONTRACT_LEAK')).toBe(false);
         // Only the spec's variables, plus what the shell itself sets.
-        const allowed = new Set(['PATH', 'APP_SETTING', 'COCAINE_APP', 'PWD', 'OLDPWD', 'SHLVL', '_']);
+        const allowed = new Set(['PATH', 'HOME', 'APP_SETTING', 'COCAINE_APP', 'PWD', 'OLDPWD', 'SHLVL', '_']);
         expect([...exported.keys()].filter((key) => !allowed.has(key))).toEqual([]);
       } finally {
         delete process.env.ISOLATE_CONTRACT_LEAK;
