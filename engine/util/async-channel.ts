@@ -57,13 +57,14 @@ export class AsyncChannel<T> implements AsyncIterable<T> {
   /** Ends the stream with an error thrown after the buffered items. */
   fail(error: unknown): void {
     if (this.closed) return;
-    this.error = error ?? new Error('stream failed');
-    this.close();
+    this.closed = true;
     if (this.waiterReject && this.items.length === 0) {
       const reject = this.waiterReject;
       this.waiter = this.waiterReject = undefined;
-      reject(this.error);
+      reject(error ?? new Error('stream failed'));
+      return;
     }
+    this.error = error ?? new Error('stream failed');
   }
 
   onDrain(listener: () => void): void {
