@@ -45,6 +45,12 @@ function inherit(parent: Command): void {
 }
 inherit(program);
 
+// A closed pipe (`cocaine-deploy app list | head`) is the reader's choice, not an error.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code === 'EPIPE') process.exit(EXIT.ok);
+  fail(error.message, EXIT.internal);
+});
+
 async function main(): Promise<void> {
   try {
     await program.parseAsync(process.argv);
