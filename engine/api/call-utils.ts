@@ -1,5 +1,6 @@
 import type { Deadline } from '@grpc/grpc-js';
 import type { Invocation } from './facade.js';
+import { OverloadError } from '../errors/index.js';
 import { statusFromError } from './status.js';
 
 /** Absolute deadline (epoch ms, 0 = none) from the gRPC call's deadline and a per-request timeout. */
@@ -21,18 +22,28 @@ interface ChunkStream {
   once(event: 'drain', listener: () => void): unknown;
 }
 
+export interface SlowReaderLimits {
+  /** Result bytes waiting for a slow reader before it may be cut off. */
+  maxPendingBytes: number;
+  /** ...once it has also not taken anything for this long. */
+  slowReaderMs: number;
+}
+
 /**
  * Sends an invocation's result chunks down a server stream. The facade cannot pause a worker, so
  * when the client reads slower than the worker writes, chunks wait here (not piled into grpc-js)
- * until 'drain'; past `maxPendingBytes` the call is cancelled rather than growing without bound.
+ * until 'drain'. A burst is fine; a reader that leaves more than `maxPendingBytes` waiting AND
+ * takes nothing for `slowReaderMs` gets RESOURCE_EXHAUSTED, so memory cannot grow without bound.
  */
-export function pipeResult(invocation: Invocation, call: ChunkStream, maxPendingBytes: number): { settled(): boolean } {
+export function pipeResult(invocation: Invocation, call: ChunkStream, limits: SlowReaderLimits): { settled(): boolean } {
   let pending: Buffer[] | undefined;
   let pendingBytes = 0;
+  let lastProgress = 0;
   let finish: (() => void) | undefined;
   let settled = false;
 
   const flush = (): void => {
+    lastProgress = Date.now();
     while (pending && pending.length > 0) {
       const chunk = pending.shift() as Buffer;
       pendingBytes -= chunk.length;
@@ -51,16 +62,17 @@ export function pipeResult(invocation: Invocation, call: ChunkStream, maxPending
       if (pending) {
         pending.push(chunk);
         pendingBytes += chunk.length;
-        if (pendingBytes > maxPendingBytes) {
+        if (pendingBytes > limits.maxPendingBytes && Date.now() - lastProgress > limits.slowReaderMs) {
           settled = true;
           invocation.cancel('the client reads the result too slowly');
           pending = undefined;
-          call.emit('error', { code: 8, details: `the client read the result too slowly: more than ${maxPendingBytes} bytes waited to be sent` });
+          call.emit('error', statusFromError(new OverloadError('queue_full', `the client reads the result too slowly: more than ${limits.maxPendingBytes} bytes waited over ${limits.slowReaderMs} ms`)));
         }
         return;
       }
       if (!call.write({ data: chunk })) {
         pending = [];
+        lastProgress = Date.now();
         call.once('drain', flush);
       }
     },

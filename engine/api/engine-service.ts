@@ -1,7 +1,7 @@
 import type { ServerDuplexStream, ServerUnaryCall, ServerWritableStream, sendUnaryData, UntypedServiceImplementation } from '@grpc/grpc-js';
 import { InvalidInputError, NotFoundError } from '../errors/index.js';
 import { parseTarget } from '../util/names.js';
-import { deadlineOf, pipeResult } from './call-utils.js';
+import { deadlineOf, pipeResult, type SlowReaderLimits } from './call-utils.js';
 import { eventStatusMessage } from './convert.js';
 import type { EngineFacade, Invocation } from './facade.js';
 import type {
@@ -17,10 +17,7 @@ import type {
 import { SessionHandler, type SessionRegistry } from './session.js';
 import { statusFromError } from './status.js';
 
-export interface EngineServiceOptions {
-  /** Result bytes a slow reader may leave waiting per call before it is cancelled. */
-  maxPendingBytes: number;
-}
+export type EngineServiceOptions = SlowReaderLimits;
 
 const CANCELLED_BY_CLIENT = 'the client cancelled the call';
 
@@ -37,7 +34,7 @@ export function engineService(facade: EngineFacade, sessions: SessionRegistry, o
         call.emit('error', statusFromError(error));
         return;
       }
-      const result = pipeResult(invocation, call, options.maxPendingBytes);
+      const result = pipeResult(invocation, call, options);
       call.on('cancelled', () => {
         if (!result.settled()) invocation.cancel(CANCELLED_BY_CLIENT);
       });
@@ -68,7 +65,7 @@ export function engineService(facade: EngineFacade, sessions: SessionRegistry, o
             refuse(error);
             return;
           }
-          result = pipeResult(invocation, call, options.maxPendingBytes);
+          result = pipeResult(invocation, call, options);
           return;
         }
         if (message.part === 'header') {

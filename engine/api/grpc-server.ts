@@ -15,8 +15,10 @@ export interface GrpcServerOptions {
   maxMessageBytes?: number;
   /** Largest app archive UploadApp accepts. */
   maxArchiveBytes?: number;
-  /** Result bytes a slow Invoke reader may leave waiting before its call is cancelled. */
+  /** Result bytes a slow Invoke reader may leave waiting... */
   maxPendingBytes?: number;
+  /** ...while taking nothing for this long, before its call is cancelled (RESOURCE_EXHAUSTED). */
+  slowReaderMs?: number;
 }
 
 export interface ResolvedGrpcServerOptions {
@@ -24,12 +26,14 @@ export interface ResolvedGrpcServerOptions {
   maxMessageBytes: number;
   maxArchiveBytes: number;
   maxPendingBytes: number;
+  slowReaderMs: number;
 }
 
 export const DEFAULT_GRPC_SERVER_OPTIONS: Readonly<Omit<ResolvedGrpcServerOptions, 'listen'>> = Object.freeze({
   maxMessageBytes: 64 * 1024 * 1024,
   maxArchiveBytes: 512 * 1024 * 1024,
   maxPendingBytes: 64 * 1024 * 1024,
+  slowReaderMs: 30_000,
 });
 
 export interface GrpcServerHandle {
@@ -45,6 +49,9 @@ export function resolveGrpcServerOptions(options: GrpcServerOptions): ResolvedGr
   const resolved = { ...DEFAULT_GRPC_SERVER_OPTIONS, ...stripUndefined(options) } as ResolvedGrpcServerOptions;
   if (typeof resolved.listen !== 'string' || !/^(\[[^\]]+\]|[^:[\]]+):\d{1,5}$/.test(resolved.listen)) {
     throw new InvalidInputError('invalid_argument', `listen: expected HOST:PORT, got ${JSON.stringify(resolved.listen)}`, { field: 'listen' });
+  }
+  if (!Number.isSafeInteger(resolved.slowReaderMs) || resolved.slowReaderMs < 0) {
+    throw new InvalidInputError('invalid_argument', `slowReaderMs: expected an integer number of ms >= 0, got ${JSON.stringify(resolved.slowReaderMs)}`, { field: 'slowReaderMs' });
   }
   for (const field of ['maxMessageBytes', 'maxArchiveBytes', 'maxPendingBytes'] as const) {
     const value = resolved[field];
@@ -77,7 +84,7 @@ export async function startGrpcServer(facade: EngineFacade, options: GrpcServerO
   });
   const sessions: SessionRegistry = new Set();
   const followers: LogFollowers = new Set();
-  server.addService(proto.engineService, engineService(facade, sessions, { maxPendingBytes: resolved.maxPendingBytes }));
+  server.addService(proto.engineService, engineService(facade, sessions, { maxPendingBytes: resolved.maxPendingBytes, slowReaderMs: resolved.slowReaderMs }));
   server.addService(proto.deployService, deployService(facade, followers, { maxArchiveBytes: resolved.maxArchiveBytes }));
   const health = new HealthImplementation(Object.fromEntries(HEALTH_SERVICES.map((name) => [name, 'SERVING' as ServingStatus])));
   health.addToServer(server);

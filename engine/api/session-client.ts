@@ -13,6 +13,8 @@ interface PendingCall {
   chunks: Buffer[];
   resolve(chunks: Buffer[]): void;
   reject(error: Error): void;
+  /** Removes the AbortSignal listener, if any. */
+  cleanup?: () => void;
 }
 
 const NO_HEADERS: Record<string, string> = {};
@@ -42,7 +44,8 @@ export class SessionClient {
     const id = this.nextId++;
     const body = data === undefined ? undefined : typeof data === 'string' ? Buffer.from(data) : data;
     return new Promise<Buffer[]>((resolve, reject) => {
-      this.pending.set(id, { chunks: [], resolve, reject });
+      const pending: PendingCall = { chunks: [], resolve, reject };
+      this.pending.set(id, pending);
       this.stream.write({ id, invoke: { target, headers: options.headers ?? NO_HEADERS, timeoutMs: options.timeoutMs ?? 0 }, data: body, end: true });
       const signal = options.signal;
       if (signal) {
@@ -52,7 +55,10 @@ export class SessionClient {
           reject(new CancelledError());
         };
         if (signal.aborted) onAbort();
-        else signal.addEventListener('abort', onAbort, { once: true });
+        else {
+          signal.addEventListener('abort', onAbort, { once: true });
+          pending.cleanup = () => signal.removeEventListener('abort', onAbort);
+        }
       }
     });
   }
@@ -75,12 +81,14 @@ export class SessionClient {
     if (!call) return;
     if (frame.error) {
       this.pending.delete(frame.id);
+      call.cleanup?.();
       call.reject(errorFromFrame(frame.error));
       return;
     }
     if (frame.data && frame.data.length > 0) call.chunks.push(frame.data);
     if (frame.end) {
       this.pending.delete(frame.id);
+      call.cleanup?.();
       call.resolve(call.chunks);
     }
   }
@@ -89,6 +97,9 @@ export class SessionClient {
     this.failure ??= error;
     const calls = [...this.pending.values()];
     this.pending.clear();
-    for (const call of calls) call.reject(error);
+    for (const call of calls) {
+      call.cleanup?.();
+      call.reject(error);
+    }
   }
 }

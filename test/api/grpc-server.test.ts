@@ -1,9 +1,12 @@
 import { credentials, loadPackageDefinition, status, type Client, type GrpcObject, type ServiceClientConstructor, type ServiceError } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { createRequire } from 'node:module';
+import { Writable } from 'node:stream';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, type EngineClient } from '../../engine/api/client.js';
+import { pipeResult } from '../../engine/api/call-utils.js';
+import type { Invocation } from '../../engine/api/facade.js';
 import { startGrpcServer, type GrpcServerHandle } from '../../engine/api/grpc-server.js';
 import type { SessionFrameMessage } from '../../engine/api/messages.js';
 import { ERROR_CODE_TRAILER } from '../../engine/api/status.js';
@@ -300,6 +303,76 @@ describe('gRPC transport over a test facade', () => {
     });
     expect(services).toEqual(expect.arrayContaining(['cocaine.v1.Engine', 'cocaine.v1.Deploy']));
     reflectionClient.close();
+  });
+});
+
+describe('Invoke result backpressure', () => {
+  it('a reading client gets every chunk of a long result', async () => {
+    const facade = new TransportTestFacade();
+    const server = await startGrpcServer(facade, { listen: '127.0.0.1:0', maxPendingBytes: 8 * 1024 * 1024, slowReaderMs: 150 });
+    const client = connect(server.address);
+    try {
+      const chunks = await collect(client.invoke('test@flood', '40'));
+      expect(chunks.length).toBe(40);
+      expect(chunks[39][0]).toBe(39);
+      expect(facade.cancelled).toEqual([]);
+    } finally {
+      client.close();
+      await server.shutdown(1000);
+    }
+  });
+
+  /** A real object-mode Writable whose consumer takes one message per `release()`. */
+  function gatedStream() {
+    const received: Buffer[] = [];
+    const waiting: Array<() => void> = [];
+    const errors: Array<{ code: number; details: string }> = [];
+    let ended = false;
+    const stream = new Writable({
+      objectMode: true,
+      highWaterMark: 2,
+      write(message: { data: Buffer }, _encoding, callback) {
+        received.push(message.data);
+        waiting.push(() => callback());
+      },
+      final(callback) {
+        ended = true;
+        callback();
+      },
+    });
+    stream.on('error', (status: { code: number; details: string }) => errors.push(status));
+    return { stream, received, errors, ended: () => ended, release: () => waiting.shift()?.() };
+  }
+
+  const flood = (facade: TransportTestFacade): Invocation => facade.invoke({ app: 'test', event: 'flood', headers: {}, deadline: 0 });
+
+  it('chunks wait for drain in order; a reader that keeps taking gets the whole result', async () => {
+    const facade = new TransportTestFacade();
+    const gate = gatedStream();
+    const invocation = flood(facade);
+    pipeResult(invocation, gate.stream, { maxPendingBytes: 1024, slowReaderMs: 1000 });
+    invocation.write(Buffer.from('20'));
+    invocation.end();
+    while (!gate.ended()) {
+      await new Promise((resolve) => setTimeout(resolve, 2));
+      gate.release();
+    }
+    expect(gate.received.map((chunk) => chunk[0])).toEqual(Array.from({ length: 20 }, (_, i) => i));
+    expect(facade.cancelled).toEqual([]);
+  });
+
+  it('a reader that stops taking is cut off past maxPendingBytes and slowReaderMs, and the invocation cancelled', async () => {
+    const facade = new TransportTestFacade();
+    const gate = gatedStream();
+    const invocation = flood(facade);
+    pipeResult(invocation, gate.stream, { maxPendingBytes: 4 * 1024 * 1024, slowReaderMs: 100 });
+    invocation.write(Buffer.from('200'));
+    invocation.end();
+    await waitUntil(() => gate.errors.length > 0);
+    expect(gate.errors[0]).toMatchObject({ code: status.RESOURCE_EXHAUSTED });
+    expect(gate.errors[0].details).toMatch(/reads the result too slowly/);
+    expect(facade.cancelled).toEqual(['the client reads the result too slowly']);
+    expect(gate.received.length).toBeLessThan(200);
   });
 });
 

@@ -86,6 +86,19 @@ class TestInvocation implements Invocation {
       case 'stopped':
         this.fail(new UnavailableError('app_stopped', 'app "test" is stopped'));
         return;
+      case 'flood': {
+        // body "N": N chunks of 1 MiB, one every 5 ms, whatever the reader does (as a worker would)
+        const count = Number(body.toString());
+        let sent = 0;
+        const next = () => {
+          if (this.done) return;
+          if (sent === count) return this.finish();
+          this.emitChunk(Buffer.alloc(1024 * 1024, sent++ % 256));
+          setTimeout(next, 5);
+        };
+        next();
+        return;
+      }
       case 'hang':
         return;
       default:

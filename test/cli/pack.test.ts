@@ -23,7 +23,9 @@ async function unpack(archive: Buffer): Promise<Unpacked[]> {
   });
   reader.on('entry', (header, stream, next) => {
     const chunks: Buffer[] = [];
-    stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+    stream.on('data', (chunk: unknown) => {
+      chunks.push(chunk as Buffer);
+    });
     stream.on('end', () => {
       entries.push({
         name: header.name,
