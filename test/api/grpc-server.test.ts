@@ -1,41 +1,18 @@
 import { credentials, loadPackageDefinition, status, type Client, type GrpcObject, type ServiceClientConstructor, type ServiceError } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { createRequire } from 'node:module';
-import { Writable } from 'node:stream';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, type EngineClient } from '../../engine/api/client.js';
-import { pipeResult } from '../../engine/api/call-utils.js';
-import type { Invocation } from '../../engine/api/facade.js';
 import { startGrpcServer, type GrpcServerHandle } from '../../engine/api/grpc-server.js';
 import type { SessionFrameMessage } from '../../engine/api/messages.js';
 import { ERROR_CODE_TRAILER } from '../../engine/api/status.js';
+import { collect, failure, waitUntil } from './helpers.js';
 import { TransportTestFacade } from './transport-facade.js';
 
 const require = createRequire(import.meta.url);
 
-async function collect<T>(iterable: AsyncIterable<T>): Promise<T[]> {
-  const items: T[] = [];
-  for await (const item of iterable) items.push(item);
-  return items;
-}
-
-async function failure(promise: Promise<unknown>): Promise<{ code: string; status: number; message: string }> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as { code: string; status: number; message: string };
-  }
-  throw new Error('expected a failure');
-}
-
-const waitUntil = async (probe: () => boolean, ms = 3000) => {
-  const start = Date.now();
-  while (!probe()) {
-    if (Date.now() - start > ms) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-};
+const healthProtoPath = () => join(dirname(require.resolve('grpc-health-check/package.json')), 'proto/health/v1/health.proto');
 
 describe('gRPC transport over a test facade', () => {
   const facade = new TransportTestFacade();
@@ -277,8 +254,7 @@ describe('gRPC transport over a test facade', () => {
   });
 
   it('serves the standard health service and server reflection', async () => {
-    const healthProto = join(dirname(require.resolve('grpc-health-check/package.json')), 'proto/health/v1/health.proto');
-    const health = ((loadPackageDefinition(loadSync(healthProto, { enums: String })).grpc as GrpcObject).health as GrpcObject).v1 as GrpcObject;
+    const health = ((loadPackageDefinition(loadSync(healthProtoPath(), { enums: String })).grpc as GrpcObject).health as GrpcObject).v1 as GrpcObject;
     const healthClient = new (health.Health as ServiceClientConstructor)(server.address, credentials.createInsecure());
     for (const service of ['', 'cocaine.v1.Engine', 'cocaine.v1.Deploy']) {
       const reply = await new Promise<{ status: string }>((resolve, reject) =>
@@ -306,109 +282,3 @@ describe('gRPC transport over a test facade', () => {
   });
 });
 
-describe('Invoke result backpressure', () => {
-  it('a reading client gets every chunk of a long result', async () => {
-    const facade = new TransportTestFacade();
-    const server = await startGrpcServer(facade, { listen: '127.0.0.1:0', maxPendingBytes: 8 * 1024 * 1024, slowReaderMs: 150 });
-    const client = connect(server.address);
-    try {
-      const chunks = await collect(client.invoke('test@flood', '40'));
-      expect(chunks.length).toBe(40);
-      expect(chunks[39][0]).toBe(39);
-      expect(facade.cancelled).toEqual([]);
-    } finally {
-      client.close();
-      await server.shutdown(1000);
-    }
-  });
-
-  /** A real object-mode Writable whose consumer takes one message per `release()`. */
-  function gatedStream() {
-    const received: Buffer[] = [];
-    const waiting: Array<() => void> = [];
-    const errors: Array<{ code: number; details: string }> = [];
-    let ended = false;
-    const stream = new Writable({
-      objectMode: true,
-      highWaterMark: 2,
-      write(message: { data: Buffer }, _encoding, callback) {
-        received.push(message.data);
-        waiting.push(() => callback());
-      },
-      final(callback) {
-        ended = true;
-        callback();
-      },
-    });
-    stream.on('error', (status: { code: number; details: string }) => errors.push(status));
-    return { stream, received, errors, ended: () => ended, release: () => waiting.shift()?.() };
-  }
-
-  const flood = (facade: TransportTestFacade): Invocation => facade.invoke({ app: 'test', event: 'flood', headers: {}, deadline: 0 });
-
-  it('chunks wait for drain in order; a reader that keeps taking gets the whole result', async () => {
-    const facade = new TransportTestFacade();
-    const gate = gatedStream();
-    const invocation = flood(facade);
-    pipeResult(invocation, gate.stream, { maxPendingBytes: 1024, slowReaderMs: 1000 });
-    invocation.write(Buffer.from('20'));
-    invocation.end();
-    while (!gate.ended()) {
-      await new Promise((resolve) => setTimeout(resolve, 2));
-      gate.release();
-    }
-    expect(gate.received.map((chunk) => chunk[0])).toEqual(Array.from({ length: 20 }, (_, i) => i));
-    expect(facade.cancelled).toEqual([]);
-  });
-
-  it('a reader that stops taking is cut off past maxPendingBytes and slowReaderMs, and the invocation cancelled', async () => {
-    const facade = new TransportTestFacade();
-    const gate = gatedStream();
-    const invocation = flood(facade);
-    pipeResult(invocation, gate.stream, { maxPendingBytes: 4 * 1024 * 1024, slowReaderMs: 100 });
-    invocation.write(Buffer.from('200'));
-    invocation.end();
-    await waitUntil(() => gate.errors.length > 0);
-    expect(gate.errors[0]).toMatchObject({ code: status.RESOURCE_EXHAUSTED });
-    expect(gate.errors[0].details).toMatch(/reads the result too slowly/);
-    expect(facade.cancelled).toEqual(['the client reads the result too slowly']);
-    expect(gate.received.length).toBeLessThan(200);
-  });
-});
-
-describe('gRPC server shutdown', () => {
-  it('reports NOT_SERVING, lets a session finish its calls and refuses new ones on it', async () => {
-    const facade = new TransportTestFacade();
-    const server = await startGrpcServer(facade, { listen: '127.0.0.1:0' });
-    const client = connect(server.address);
-    const session = client.session();
-    const slow = session.call('test@slow', '200');
-    await waitUntil(() => facade.open.size === 1);
-    const healthProto = join(dirname(require.resolve('grpc-health-check/package.json')), 'proto/health/v1/health.proto');
-    const health = ((loadPackageDefinition(loadSync(healthProto, { enums: String })).grpc as GrpcObject).health as GrpcObject).v1 as GrpcObject;
-    const healthClient = new (health.Health as ServiceClientConstructor)(server.address, credentials.createInsecure()) as Client & Record<string, any>;
-    const statuses: string[] = [];
-    const watch = healthClient.Watch({ service: 'cocaine.v1.Engine' });
-    watch.on('data', (reply: { status: string }) => statuses.push(reply.status));
-    watch.on('error', () => undefined);
-    await waitUntil(() => statuses.length === 1);
-    const stopped = server.shutdown(3000);
-    const late = failure(session.call('test@echo', 'late'));
-    expect(Buffer.concat(await slow).toString()).toBe('200');
-    expect(await late).toMatchObject({ code: 'shutting_down', status: status.RESOURCE_EXHAUSTED });
-    await waitUntil(() => statuses.length === 2);
-    expect(statuses).toEqual(['SERVING', 'NOT_SERVING']);
-    // A health watch never ends by itself; once it is gone the drained server stops well within the grace.
-    watch.cancel();
-    const started = Date.now();
-    await stopped;
-    expect(Date.now() - started).toBeLessThan(2000);
-    healthClient.close();
-    client.close();
-  });
-
-  it('refuses bad options naming the field', async () => {
-    await expect(startGrpcServer(new TransportTestFacade(), { listen: 'nope' })).rejects.toThrow(/listen/);
-    await expect(startGrpcServer(new TransportTestFacade(), { listen: '127.0.0.1:0', maxMessageBytes: 5 })).rejects.toThrow(/maxMessageBytes/);
-  });
-});
