@@ -4,7 +4,7 @@
  * Closed loop: `inFlight` calls outstanding at all times for `durationMs` after a short warm-up.
  */
 import { spawn } from 'node:child_process';
-import { credentials, type Client } from '@grpc/grpc-js';
+import { credentials, type Client, type ClientDuplexStream } from '@grpc/grpc-js';
 import { SessionClient } from '../engine/api/session-client.js';
 import { cocaineProto } from '../engine/api/proto.js';
 import type { ChunkMessage, SessionFrameMessage } from '../engine/api/messages.js';
@@ -96,63 +96,43 @@ export async function startBareEchoServer(): Promise<BareEchoServer> {
   };
 }
 
-async function withBareServer<T>(fn: (address: string) => Promise<T>): Promise<T> {
-  const server = await startBareEchoServer();
+/** Runs `fn` with a BareEcho client of `address`, or of a bare server started for the occasion. */
+async function withBareClient<T>(address: string | undefined, fn: (client: AnyClient) => Promise<T>): Promise<T> {
+  const server = address ? undefined : await startBareEchoServer();
+  const client = new (bareEchoService())(address ?? server!.address, credentials.createInsecure(), CHANNEL_OPTIONS) as AnyClient;
   try {
-    return await fn(server.address);
+    return await fn(client);
   } finally {
-    await server.stop();
+    client.close();
+    await server?.stop();
   }
 }
 
 /** Bare grpc-js unary echo (true unary rpc). */
 export function measureBareUnary(options: MeasureOptions, address?: string): Promise<Measurement> {
-  const run = async (target: string) => {
-    const BareEcho = bareEchoService();
-    const client = new BareEcho(target, credentials.createInsecure(), CHANNEL_OPTIONS) as AnyClient;
-    const request = { target: 'bare@echo', data: options.payload ?? DEFAULT_PAYLOAD };
-    try {
-      return await closedLoop(
-        () => new Promise<void>((resolve, reject) => client.Unary(request, (error: Error | null) => (error ? reject(error) : resolve()))),
-        options,
-      );
-    } finally {
-      client.close();
-    }
-  };
-  return address ? run(address) : withBareServer(run);
+  const request = { target: 'bare@echo', data: options.payload ?? DEFAULT_PAYLOAD };
+  return withBareClient(address, (client) =>
+    closedLoop(() => new Promise<void>((resolve, reject) => client.Unary(request, (error: Error | null) => (error ? reject(error) : resolve()))), options),
+  );
 }
 
 /** Bare grpc-js server-streaming echo: one chunk then OK, the shape of Engine.Invoke. */
 export function measureBareServerStream(options: MeasureOptions, address?: string): Promise<Measurement> {
-  const run = async (target: string) => {
-    const BareEcho = bareEchoService();
-    const client = new BareEcho(target, credentials.createInsecure(), CHANNEL_OPTIONS) as AnyClient;
-    const request = { target: 'bare@echo', data: options.payload ?? DEFAULT_PAYLOAD };
-    try {
-      return await closedLoop(() => serverStreamCall(client, 'Invoke', request), options);
-    } finally {
-      client.close();
-    }
-  };
-  return address ? run(address) : withBareServer(run);
+  const request = { target: 'bare@echo', data: options.payload ?? DEFAULT_PAYLOAD };
+  return withBareClient(address, (client) => closedLoop(() => serverStreamCall(client, 'Invoke', request), options));
 }
 
 /** Bare grpc-js bidi echo multiplexed by id, driven by the same SessionClient as ours. */
 export function measureBareSession(options: MeasureOptions, address?: string): Promise<Measurement> {
-  const run = async (target: string) => {
-    const BareEcho = bareEchoService();
-    const client = new BareEcho(target, credentials.createInsecure(), CHANNEL_OPTIONS) as AnyClient;
-    const session = new SessionClient(client.Session() as import('@grpc/grpc-js').ClientDuplexStream<SessionFrameMessage, SessionFrameMessage>);
-    const payload = options.payload ?? DEFAULT_PAYLOAD;
+  const payload = options.payload ?? DEFAULT_PAYLOAD;
+  return withBareClient(address, async (client) => {
+    const session = new SessionClient(client.Session() as ClientDuplexStream<SessionFrameMessage, SessionFrameMessage>);
     try {
       return await closedLoop(async () => void (await session.call('bare@echo', payload)), options);
     } finally {
       session.close();
-      client.close();
     }
-  };
-  return address ? run(address) : withBareServer(run);
+  });
 }
 
 /** Engine.Invoke against a running engine (`target` must be warm-able, e.g. an echo app). */

@@ -6,12 +6,14 @@ import { statusFromError } from './status.js';
 /** Absolute deadline (epoch ms, 0 = none) from the gRPC call's deadline and a per-request timeout. */
 export function deadlineOf(callDeadline: Deadline, timeoutMs: number): number {
   const fromCall = callDeadline instanceof Date ? callDeadline.getTime() : callDeadline;
-  let deadline = Number.isFinite(fromCall) && fromCall > 0 ? fromCall : 0;
-  if (timeoutMs > 0) {
-    const fromTimeout = Date.now() + timeoutMs;
-    deadline = deadline === 0 ? fromTimeout : Math.min(deadline, fromTimeout);
-  }
-  return deadline;
+  return withTimeout(Number.isFinite(fromCall) && fromCall > 0 ? fromCall : 0, timeoutMs);
+}
+
+/** The earlier of `deadline` (epoch ms, 0 = none) and now + `timeoutMs` (0 = none). */
+export function withTimeout(deadline: number, timeoutMs: number): number {
+  if (timeoutMs <= 0) return deadline;
+  const fromTimeout = Date.now() + timeoutMs;
+  return deadline === 0 ? fromTimeout : Math.min(deadline, fromTimeout);
 }
 
 /** Streams writable from the server: the result half of Invoke and InvokeStream. */

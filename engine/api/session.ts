@@ -1,7 +1,7 @@
 import type { ServerDuplexStream } from '@grpc/grpc-js';
 import { InvalidInputError, OverloadError } from '../errors/index.js';
 import { parseTarget } from '../util/names.js';
-import { deadlineOf } from './call-utils.js';
+import { deadlineOf, withTimeout } from './call-utils.js';
 import type { EngineFacade, Invocation } from './facade.js';
 import type { ErrorMessage, SessionFrameMessage } from './messages.js';
 import { errorFrameOf } from './status.js';
@@ -131,12 +131,7 @@ export class SessionHandler {
     let invocation: Invocation;
     try {
       const { app, event } = parseTarget(header.target);
-      let deadline = this.streamDeadline;
-      if (header.timeoutMs > 0) {
-        const own = Date.now() + header.timeoutMs;
-        deadline = deadline === 0 ? own : Math.min(deadline, own);
-      }
-      invocation = this.facade.invoke({ app, event, headers: header.headers, deadline });
+      invocation = this.facade.invoke({ app, event, headers: header.headers, deadline: withTimeout(this.streamDeadline, header.timeoutMs) });
     } catch (error) {
       this.reject(id, error);
       return;
