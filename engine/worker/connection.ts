@@ -1,5 +1,7 @@
 import type { Socket } from 'node:net';
-import { FrameDecoder, encodeFrame, encodeHeader, type Frame } from '../protocol/frames.js';
+import { FrameDecoder, HEADER_SIZE, encodeFrame, encodeHeader, type Frame } from '../protocol/frames.js';
+
+const COALESCE_LIMIT = 256 * 1024;
 
 /**
  * A framed duplex over the worker's socket. Outgoing frames are batched and written once per
@@ -9,6 +11,7 @@ import { FrameDecoder, encodeFrame, encodeHeader, type Frame } from '../protocol
 export class FrameConnection {
   private readonly decoder = new FrameDecoder();
   private batch: Buffer[] = [];
+  private batchBytes = 0;
   private flushScheduled = false;
   private closed = false;
   lastReceivedAt = Date.now();
@@ -46,8 +49,11 @@ export class FrameConnection {
     if (payload && payload.length > 64 * 1024) {
       // Large chunk: header and payload as separate buffers, no copy.
       this.batch.push(encodeHeader(type, channel, payload.length), payload);
+      this.batchBytes += HEADER_SIZE + payload.length;
     } else {
-      this.batch.push(encodeFrame(type, channel, payload));
+      const frame = encodeFrame(type, channel, payload);
+      this.batch.push(frame);
+      this.batchBytes += frame.length;
     }
     if (!this.flushScheduled) {
       this.flushScheduled = true;
@@ -59,14 +65,21 @@ export class FrameConnection {
     this.flushScheduled = false;
     const batch = this.batch;
     this.batch = [];
+    const bytes = this.batchBytes;
+    this.batchBytes = 0;
     if (this.closed || batch.length === 0) return;
     if (batch.length === 1) {
       this.socket.write(batch[0]);
       return;
     }
-    this.socket.cork();
-    for (const buffer of batch) this.socket.write(buffer);
-    this.socket.uncork();
+    if (bytes <= COALESCE_LIMIT) {
+      // One copy into one write beats a writev of many small buffers.
+      this.socket.write(Buffer.concat(batch, bytes));
+    } else {
+      this.socket.cork();
+      for (const buffer of batch) this.socket.write(buffer);
+      this.socket.uncork();
+    }
   };
 
   /** Writes what is batched, then closes our side. */
