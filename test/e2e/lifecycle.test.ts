@@ -65,4 +65,41 @@ describe('engine lifecycle: shutdown and crashes leave no process behind', () =>
     rpc.close();
     await engine.stop();
   });
+
+  it('kills a worker stuck in a busy loop after heartbeat-timeout and fails its call with UNAVAILABLE', async () => {
+    const engine = await startEngine();
+    const rpc = connectRpc(engine.address);
+    const profile = join(tempDir('profile'), 'hb.yaml');
+    writeFileSync(profile, 'heartbeat-timeout: 1\n');
+    await cliJson(engine, ['profile', 'upload', 'hb', profile]);
+    await cliJson(engine, ['app', 'upload', join(EXAMPLES, 'node-slow'), '--profile', 'hb']);
+    const pid = Number((await rpc.call('node-slow@pid')).body.toString());
+    const hung = await rpc.call('node-slow@hang');
+    expect(hung.error?.status).toBe(14);
+    expect(hung.error?.message).toMatch(/heartbeat/);
+    expect(hung.ms).toBeLessThan(4_000);
+    await waitFor('the hung worker to be reaped', () => !isAlive(pid));
+    expect((await rpc.call('node-slow@pid')).error).toBeUndefined();
+    rpc.close();
+    await engine.stop();
+  });
+
+  it('scales an idle pool to zero after idle-timeout', async () => {
+    const engine = await startEngine();
+    const rpc = connectRpc(engine.address);
+    const profile = join(tempDir('profile'), 'idle.yaml');
+    writeFileSync(profile, 'idle-timeout: 0.5\n');
+    await cliJson(engine, ['profile', 'upload', 'idle', profile]);
+    await cliJson(engine, ['app', 'upload', join(EXAMPLES, 'node-slow'), '--profile', 'idle']);
+    const pid = Number((await rpc.call('node-slow@pid')).body.toString());
+    const poolSize = async () => {
+      const info = await cliJson<{ node: { apps: Array<{ name: string; poolSize: number }> } }>(engine, ['info']);
+      return info.node.apps.find((app) => app.name === 'node-slow')?.poolSize;
+    };
+    expect(await poolSize()).toBe(1);
+    await waitFor('the pool to scale to zero', async () => (await poolSize()) === 0, 6_000, 200);
+    expect(isAlive(pid)).toBe(false);
+    rpc.close();
+    await engine.stop();
+  });
 });
