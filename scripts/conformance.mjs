@@ -11,11 +11,12 @@ const { values } = parseArgs({
     app: { type: 'string' },
     'plugins-dir': { type: 'string' },
     isolate: { type: 'string', default: 'process' },
+    serial: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h' },
   },
 });
 if (values.help || !values.plugin || !values.app) {
-  process.stderr.write('usage: npm run conformance -- --plugin NAME --app DIR [--plugins-dir DIR] [--isolate process|docker]\n');
+  process.stderr.write('usage: npm run conformance -- --plugin NAME --app DIR [--plugins-dir DIR] [--isolate process|docker] [--serial]\n');
   process.exit(values.help ? 0 : 1);
 }
 const env = {
@@ -24,6 +25,7 @@ const env = {
   COCAINE_CONFORMANCE_APP: resolve(values.app),
   COCAINE_CONFORMANCE_PLUGINS_DIR: values['plugins-dir'] ? resolve(values['plugins-dir']) : '',
   COCAINE_CONFORMANCE_ISOLATE: values.isolate,
+  COCAINE_CONFORMANCE_SESSIONS: values.serial ? 'serial' : 'parallel',
 };
 const result = spawnSync('npx', ['vitest', 'run', 'test/conformance/external.test.ts'], { stdio: 'inherit', env });
 process.exit(result.status ?? 1);
