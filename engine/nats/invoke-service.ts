@@ -1,0 +1,89 @@
+import { headers as natsHeaders, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import type { EngineFacade } from '../api/facade.js';
+import { grpcStatusOf } from '../api/status.js';
+import { EngineError, InvalidInputError, toEngineError } from '../errors/index.js';
+import { validateName } from '../util/names.js';
+
+export const INVOKE_QUEUE_GROUP = 'cocaine-engine';
+
+export const NatsHeader = {
+  event: 'Cocaine-Event',
+  timeoutMs: 'Cocaine-Timeout-Ms',
+  seq: 'Cocaine-Seq',
+  status: 'Cocaine-Status',
+  errorCode: 'Cocaine-Error-Code',
+  errorStatus: 'Cocaine-Error-Status',
+  errorMessage: 'Cocaine-Error-Message',
+} as const;
+
+/**
+ * Blocking calls over NATS request-reply (docs/nats-api.md): requests on `<prefix>.invoke.<app>`
+ * with the event in the `Cocaine-Event` header, served by a queue group across engine nodes.
+ * Each result chunk goes to the reply subject with `Cocaine-Seq`; a final empty message carries
+ * `Cocaine-Status: ok` or `error` with the error's code, gRPC status and message.
+ */
+export class NatsInvokeService {
+  private readonly subscription: Subscription;
+  private readonly inFlight = new Set<Promise<void>>();
+
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly facade: EngineFacade,
+    private readonly prefix: string,
+  ) {
+    const base = `${prefix}.invoke.`;
+    this.subscription = nc.subscribe(`${base}>`, {
+      queue: INVOKE_QUEUE_GROUP,
+      callback: (error, msg) => {
+        if (error || !msg.reply) return;
+        const work = this.serve(msg, msg.subject.slice(base.length)).finally(() => this.inFlight.delete(work));
+        this.inFlight.add(work);
+      },
+    });
+  }
+
+  private async serve(msg: Msg, app: string): Promise<void> {
+    const reply = msg.reply as string;
+    let seq = 0;
+    try {
+      validateName('app', app);
+      const event = msg.headers?.get(NatsHeader.event) ?? '';
+      if (!event) throw new InvalidInputError('invalid_argument', `header ${NatsHeader.event} is required (the event to call on app "${app}")`);
+      validateName('event', event);
+      const timeoutMs = Number(msg.headers?.get(NatsHeader.timeoutMs) || 0);
+      const passed: Record<string, string> = {};
+      if (msg.headers) {
+        for (const [key, values] of msg.headers) {
+          if (!key.toLowerCase().startsWith('cocaine-')) passed[key] = values[0] ?? '';
+        }
+      }
+      const invocation = this.facade.invoke({ app, event, headers: passed, deadline: timeoutMs > 0 ? Date.now() + timeoutMs : 0 });
+      invocation.write(Buffer.from(msg.data));
+      invocation.end();
+      for await (const chunk of invocation) {
+        if (chunk.length === 0) continue; // an empty message is the end marker
+        const h = natsHeaders();
+        h.set(NatsHeader.seq, String(seq++));
+        this.nc.publish(reply, chunk, { headers: h });
+      }
+      const done = natsHeaders();
+      done.set(NatsHeader.status, 'ok');
+      done.set(NatsHeader.seq, String(seq));
+      this.nc.publish(reply, new Uint8Array(0), { headers: done });
+    } catch (error) {
+      const failure: EngineError = toEngineError(error);
+      const h = natsHeaders();
+      h.set(NatsHeader.status, 'error');
+      h.set(NatsHeader.seq, String(seq));
+      h.set(NatsHeader.errorCode, failure.code);
+      h.set(NatsHeader.errorStatus, String(grpcStatusOf(failure.code)));
+      h.set(NatsHeader.errorMessage, failure.message.replace(/[\r\n]+/g, ' '));
+      this.nc.publish(reply, new Uint8Array(0), { headers: h });
+    }
+  }
+
+  async close(): Promise<void> {
+    this.subscription.unsubscribe();
+    await Promise.allSettled(this.inFlight);
+  }
+}
