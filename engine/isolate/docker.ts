@@ -4,7 +4,14 @@ import { join, posix } from 'node:path';
 import { Writable } from 'node:stream';
 import Dockerode from 'dockerode';
 import { InvalidInputError, UnavailableError } from '../errors/index.js';
-import { CONTAINER_APP_DIR, CONTAINER_SOCKET_DIR, containerEndpoint, defaultPackageRoot, pluginMount } from './docker-paths.js';
+import {
+  CONTAINER_APP_DIR,
+  CONTAINER_PACKAGE_DIR,
+  CONTAINER_SOCKET_DIR,
+  containerEndpoint,
+  defaultPackageRoot,
+  pluginMount,
+} from './docker-paths.js';
 import { formatBytes, weightToShares } from './limits.js';
 import { LineSplitter } from './output-lines.js';
 import type { ExitInfo, Isolate, OutputStream, ResourceLimits, SpawnSpec, WorkerPaths, WorkerProcess } from './types.js';
@@ -171,7 +178,13 @@ export class DockerIsolate implements Isolate {
     // The engine listens before it spawns: then only the worker's own socket is mounted, not its neighbours'.
     const socket = join(spec.socketDir, `${spec.workerId}.sock`);
     const socketBind = existsSync(socket) ? `${socket}:${containerEndpoint(spec.workerId)}` : `${spec.socketDir}:${CONTAINER_SOCKET_DIR}`;
-    return [`${spec.appDir}:${CONTAINER_APP_DIR}:ro`, socketBind, `${plugin.bind.host}:${plugin.bind.container}:ro`];
+    const binds = [`${spec.appDir}:${CONTAINER_APP_DIR}:ro`, socketBind, `${plugin.bind.host}:${plugin.bind.container}:ro`];
+    // Built-in runtimes may import the package's dependencies (the native host loads koffi).
+    const modules = join(this.packageRoot, 'node_modules');
+    if (plugin.containerDir.startsWith(`${CONTAINER_PACKAGE_DIR}/`) && existsSync(modules)) {
+      binds.push(`${modules}:${CONTAINER_PACKAGE_DIR}/node_modules:ro`);
+    }
+    return binds;
   }
 }
 
