@@ -5,6 +5,7 @@ import { UsageError } from './errors.js';
 import { globalsOf, parseInteger, withClient } from './context.js';
 import { formatBytes, output, printFields, printTable } from './output.js';
 import { packDirectory } from './pack.js';
+import { buildAndProfile } from './docker-image.js';
 import { progressBar } from './progress.js';
 import { appJson } from './views.js';
 import type { AppInfoMessage } from '../engine/api/messages.js';
@@ -53,15 +54,35 @@ export function appCommand(): Command {
     .option('-n, --name <name>', "app name (default: the manifest's name)")
     .option('-m, --manifest <file>', 'manifest file (default: manifest.{yaml,yml,json} in the directory or tarball)')
     .option('-p, --profile <profile>', 'profile to run with (default "default")')
-    .action(async (path: string, flags: { name?: string; manifest?: string; profile?: string }, command: Command) => {
+    .option('--docker [socket]', 'build a Docker image for the app first and run it in that image (socket default: $DOCKER_HOST or /var/run/docker.sock)')
+    .option('--base-image <image>', 'with --docker and no Dockerfile in the app: the image the generated Dockerfile starts FROM')
+    .action(async (path: string, flags: { name?: string; manifest?: string; profile?: string; docker?: string | true; baseImage?: string }, command: Command) => {
       const info = await stat(path).catch(() => undefined);
       if (!info) throw new UsageError(`${path} does not exist: expected an app directory or a tarball`);
       const isDir = info.isDirectory();
       const archive = isDir ? await packDirectory(path) : await readFile(path);
       const manifest = await readManifest(isDir ? path : undefined, flags.manifest);
+      let profile = flags.profile;
+      if (flags.docker !== undefined) {
+        if (!isDir) throw new UsageError('--docker builds from an app directory, not a tarball');
+        const socket = flags.docker === true ? process.env.DOCKER_HOST || '/var/run/docker.sock' : flags.docker;
+        const quiet = globalsOf(command).json;
+        profile = await withClient(command, (client) =>
+          buildAndProfile(client, path, archive, {
+            docker: socket,
+            baseImage: flags.baseImage,
+            profile: flags.profile,
+            name: flags.name,
+            ...manifest,
+            onLine: (line) => {
+              if (!quiet) process.stderr.write(`docker: ${line}\n`);
+            },
+          }),
+        );
+      }
       const progress = progressBar(`uploading ${basename(path)}`);
       const uploaded = await withClient(command, (client) =>
-        client.uploadApp({ name: flags.name, profile: flags.profile, archive, ...manifest, onProgress: (sent, total) => progress.update(sent, total) }),
+        client.uploadApp({ name: flags.name, profile, archive, ...manifest, onProgress: (sent, total) => progress.update(sent, total) }),
       ).finally(() => progress.finish());
       output(globalsOf(command), appJson(uploaded), () => {
         process.stdout.write(`uploaded ${uploaded.name} (${formatBytes(uploaded.size)}), ${uploaded.state} with profile ${uploaded.profile}\n`);

@@ -36,12 +36,19 @@ async function walk(root: string, dir: string, entries: Entry[]): Promise<void> 
   }
 }
 
-/** Packs a directory into a deterministic .tar.gz (modes kept, .git skipped, files/dirs/symlinks only). */
-export async function packDirectory(dir: string): Promise<Buffer> {
+/**
+ * Packs a directory into a deterministic .tar.gz (modes kept, .git skipped, files/dirs/symlinks
+ * only). `extra` files (name → content) are added at the root, e.g. a generated Dockerfile.
+ */
+export async function packDirectory(dir: string, extra: Record<string, string | Buffer> = {}): Promise<Buffer> {
   const stat = await lstat(dir).catch(() => undefined);
   if (!stat?.isDirectory()) throw new InvalidInputError('invalid_argument', `${dir} is not a directory`, { field: 'DIR' });
   const entries: Entry[] = [];
   await walk(dir, dir, entries);
+  for (const [name, value] of Object.entries(extra)) {
+    const content = Buffer.from(value);
+    entries.push({ path: name, header: { name, type: 'file', size: content.length, mode: 0o644, uid: 0, gid: 0, mtime: new Date(0) }, content });
+  }
   const tar = tarPack();
   const gzip = createGzip({ level: 6 });
   const chunks: Buffer[] = [];
