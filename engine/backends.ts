@@ -11,7 +11,7 @@ export async function openBackends(options: EngineOptions, dataDir: string): Pro
     storage = await FsStorage.open({ dataDir: join(dataDir, 'storage') });
   } else {
     const { NatsStorage } = await import('./storage/nats.js');
-    storage = await NatsStorage.open({ servers: options.storage, prefix: options.natsPrefix });
+    storage = await NatsStorage.open({ servers: natsServers(options.storage), prefix: options.natsPrefix, replicas: options.natsReplicas });
   }
   let queue: Queue;
   const queueOptions = { defaultMaxAttempts: options.maxAttempts, retryBaseDelayMs: options.retryBaseDelayMs };
@@ -21,11 +21,16 @@ export async function openBackends(options: EngineOptions, dataDir: string): Pro
       queue = await LocalQueue.open({ dir: join(dataDir, 'queue'), ...queueOptions });
     } else {
       const { JetStreamQueue } = await import('./queue/jetstream.js');
-      queue = await JetStreamQueue.open({ servers: options.nats, prefix: options.natsPrefix, ...queueOptions });
+      queue = await JetStreamQueue.open({ servers: natsServers(options.nats), prefix: options.natsPrefix, replicas: options.natsReplicas, ...queueOptions });
     }
   } catch (error) {
     await storage.close();
     throw error;
   }
   return { storage, queue };
+}
+
+/** `nats://a:4222,nats://b:4222` → one entry per server. */
+export function natsServers(url: string): string[] {
+  return url.split(',').map((server) => server.trim()).filter(Boolean);
 }

@@ -15,7 +15,8 @@ const program = new Command()
   .option('-c, --config <file>', 'YAML config file (env COCAINE_CONFIG)')
   .option('--storage <fs|nats://host:port>', 'storage backend (default fs)')
   .option('--queue <local|jetstream>', 'fire-and-forget queue backend (default local)')
-  .option('--nats <url>', 'NATS servers for the jetstream queue, NATS request-reply and cluster info')
+  .option('--nats <url>', 'NATS servers (comma-separated) for the jetstream queue, NATS request-reply and cluster info')
+  .option('--nats-replicas <n>', 'replicas of the NATS streams and buckets the engine creates (default 1)')
   .option('--node-id <id>', 'node id (default: generated once and kept in the data directory)')
   .option('--plugins-dir <dir...>', 'directories with third-party language plugins')
   .option('--plugin-package <name...>', 'npm packages exporting language plugins')
@@ -41,6 +42,7 @@ async function run(flags: Record<string, unknown>): Promise<void> {
         storage: flags.storage,
         queue: flags.queue,
         nats: flags.nats,
+        natsReplicas: flags.natsReplicas,
         nodeId: flags.nodeId,
         pluginDirs: flags.pluginsDir,
         pluginPackages: flags.pluginPackage,

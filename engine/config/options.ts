@@ -14,6 +14,8 @@ export interface EngineOptions {
   /** NATS servers for storage/queue/request-reply and cluster presence. */
   nats: string;
   natsPrefix: string;
+  /** Replicas of the NATS streams and buckets this engine creates (3 in a 3-server cluster). */
+  natsReplicas: number;
   /** Stable id of this node; default: generated once and kept in dataDir. */
   nodeId: string;
   /** Short directory for worker sockets (unix socket paths are limited to 107 bytes). */
@@ -38,6 +40,7 @@ export const DEFAULT_ENGINE_OPTIONS: Readonly<EngineOptions> = Object.freeze({
   queue: 'local',
   nats: '',
   natsPrefix: 'cocaine',
+  natsReplicas: 1,
   nodeId: '',
   runDir: '',
   pluginDirs: [],
@@ -58,6 +61,7 @@ const ENV: Record<string, keyof EngineOptions> = {
   COCAINE_QUEUE: 'queue',
   COCAINE_NATS: 'nats',
   COCAINE_NATS_PREFIX: 'natsPrefix',
+  COCAINE_NATS_REPLICAS: 'natsReplicas',
   COCAINE_NODE_ID: 'nodeId',
   COCAINE_RUN_DIR: 'runDir',
   COCAINE_PLUGIN_DIRS: 'pluginDirs',

@@ -1,12 +1,13 @@
 import type { EngineOptions } from '../config/options.js';
 import type { Engine } from '../engine.js';
+import { natsServers } from '../backends.js';
 import { connectNats } from './connection.js';
 import { NatsInvokeService } from './invoke-service.js';
 import { Presence } from './presence.js';
 
 /** With a NATS url: blocking calls over request-reply, and cluster presence for `info --cluster`. */
 export async function startNatsServices(engine: Engine, options: EngineOptions): Promise<{ close(): Promise<void> }> {
-  const nc = await connectNats(options.nats, { name: `cocaine-engine ${engine.nodeId}` });
+  const nc = await connectNats(natsServers(options.nats), { name: `cocaine-engine ${engine.nodeId}` });
   const invoke = new NatsInvokeService(nc, engine, options.natsPrefix);
   const presence = await Presence.start(nc, options.natsPrefix, engine.nodeId, () => engine.nodeInfo());
   engine.setClusterView(() => presence.list());

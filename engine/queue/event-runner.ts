@@ -32,7 +32,8 @@ export class EventRunner {
   }
 
   private readonly handler: EventHandler = async (event, signal): Promise<HandlerOutcome> => {
-    const invocation = this.invoke({ app: event.app, event: event.event, headers: event.headers, deadline: 0 });
+    const headers = { ...event.headers, 'cocaine-event-id': event.id, 'cocaine-attempt': String(event.attempt) };
+    const invocation = this.invoke({ app: event.app, event: event.event, headers, deadline: 0 });
     const abort = () => invocation.cancel('the queue consumer stopped');
     signal.addEventListener('abort', abort, { once: true });
     invocation.write(event.data);
