@@ -13,7 +13,7 @@ import {
   pluginMount,
 } from './docker-paths.js';
 import { formatBytes, weightToShares } from './limits.js';
-import { LineSplitter } from './output-lines.js';
+import { LineSplitter, OutputFanout } from './output-lines.js';
 import type { ExitInfo, Isolate, OutputStream, ResourceLimits, SpawnSpec, WorkerPaths, WorkerProcess } from './types.js';
 
 export interface DockerIsolateOptions {
@@ -190,8 +190,7 @@ export class DockerIsolate implements Isolate {
 
 class DockerWorker implements WorkerProcess {
   readonly exited: Promise<ExitInfo>;
-  private readonly listeners: Array<(stream: OutputStream, line: string) => void> = [];
-  private early: Array<[OutputStream, string]> | undefined = [];
+  private readonly output = new OutputFanout(EARLY_LINES);
   private done = false;
   private abandoned = false;
 
@@ -204,8 +203,8 @@ class DockerWorker implements WorkerProcess {
     docker: Dockerode,
     onGone: () => void,
   ) {
-    const stdout = new LineSplitter((line) => this.deliver('stdout', line));
-    const stderr = new LineSplitter((line) => this.deliver('stderr', line));
+    const stdout = new LineSplitter((line) => this.output.deliver('stdout', line));
+    const stderr = new LineSplitter((line) => this.output.deliver('stderr', line));
     const sink = (splitter: LineSplitter) =>
       new Writable({
         write(chunk: Buffer, _encoding, callback) {
@@ -248,10 +247,7 @@ class DockerWorker implements WorkerProcess {
   }
 
   onOutput(listener: (stream: OutputStream, line: string) => void): void {
-    this.listeners.push(listener);
-    const early = this.early;
-    this.early = undefined;
-    if (early) for (const [stream, line] of early) listener(stream, line);
+    this.output.listen(listener);
   }
 
   signal(signal: 'SIGTERM' | 'SIGKILL'): void {
@@ -266,13 +262,6 @@ class DockerWorker implements WorkerProcess {
     this.done = true;
   }
 
-  private deliver(stream: OutputStream, line: string): void {
-    if (this.early) {
-      if (this.early.length < EARLY_LINES) this.early.push([stream, line]);
-      return;
-    }
-    for (const listener of this.listeners) listener(stream, line);
-  }
 }
 
 /** The PATH Docker gives a container whose image and spec set none. */

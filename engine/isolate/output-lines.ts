@@ -60,3 +60,31 @@ function cutAt(text: string, maxBytes: number): number {
   }
   return Math.max(i, 1);
 }
+
+type OutputListener = (stream: 'stdout' | 'stderr', line: string) => void;
+
+/**
+ * Hands a worker's output lines to its listeners; lines that come before the first listener is
+ * registered are kept (up to `earlyLimit`) and replayed to it, so no first line is lost.
+ */
+export class OutputFanout {
+  private readonly listeners: OutputListener[] = [];
+  private early: Array<[stream: 'stdout' | 'stderr', line: string]> | undefined = [];
+
+  constructor(private readonly earlyLimit = 1_000) {}
+
+  listen(listener: OutputListener): void {
+    this.listeners.push(listener);
+    const early = this.early;
+    this.early = undefined;
+    if (early) for (const [stream, line] of early) listener(stream, line);
+  }
+
+  deliver(stream: 'stdout' | 'stderr', line: string): void {
+    if (this.early) {
+      if (this.early.length < this.earlyLimit) this.early.push([stream, line]);
+      return;
+    }
+    for (const listener of this.listeners) listener(stream, line);
+  }
+}

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { UnavailableError } from '../errors/index.js';
-import { LineSplitter } from './output-lines.js';
+import { LineSplitter, OutputFanout } from './output-lines.js';
 import { PidRegistry, killGroup, processStartTime } from './pid-registry.js';
 import type { ExitInfo, Isolate, OutputStream, SpawnSpec, WorkerPaths, WorkerProcess } from './types.js';
 
@@ -81,8 +81,7 @@ export class ProcessIsolate implements Isolate {
 class ProcessWorker implements WorkerProcess {
   readonly pid: number;
   readonly exited: Promise<ExitInfo>;
-  private readonly listeners: Array<(stream: OutputStream, line: string) => void> = [];
-  private early: Array<[OutputStream, string]> | undefined = [];
+  private readonly output = new OutputFanout(EARLY_LINES);
   private done = false;
   private reaped = false;
 
@@ -92,8 +91,8 @@ class ProcessWorker implements WorkerProcess {
     onGone: () => void,
   ) {
     this.pid = child.pid!;
-    const stdout = new LineSplitter((line) => this.deliver('stdout', line));
-    const stderr = new LineSplitter((line) => this.deliver('stderr', line));
+    const stdout = new LineSplitter((line) => this.output.deliver('stdout', line));
+    const stderr = new LineSplitter((line) => this.output.deliver('stderr', line));
     child.stdout!.on('data', (data: Buffer) => stdout.push(data));
     child.stderr!.on('data', (data: Buffer) => stderr.push(data));
     this.exited = new Promise<ExitInfo>((resolve) => {
@@ -123,10 +122,7 @@ class ProcessWorker implements WorkerProcess {
   }
 
   onOutput(listener: (stream: OutputStream, line: string) => void): void {
-    this.listeners.push(listener);
-    const early = this.early;
-    this.early = undefined;
-    if (early) for (const [stream, line] of early) listener(stream, line);
+    this.output.listen(listener);
   }
 
   signal(signal: 'SIGTERM' | 'SIGKILL'): void {
@@ -135,11 +131,4 @@ class ProcessWorker implements WorkerProcess {
     killGroup(this.pid, signal);
   }
 
-  private deliver(stream: OutputStream, line: string): void {
-    if (this.early) {
-      if (this.early.length < EARLY_LINES) this.early.push([stream, line]);
-      return;
-    }
-    for (const listener of this.listeners) listener(stream, line);
-  }
 }
