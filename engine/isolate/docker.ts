@@ -7,6 +7,7 @@ import { InvalidInputError, UnavailableError } from '../errors/index.js';
 import {
   CONTAINER_APP_DIR,
   CONTAINER_PACKAGE_DIR,
+  CONTAINER_PLUGIN_DIR,
   CONTAINER_SOCKET_DIR,
   containerEndpoint,
   defaultPackageRoot,
@@ -181,7 +182,7 @@ export class DockerIsolate implements Isolate {
     const binds = [`${spec.appDir}:${CONTAINER_APP_DIR}:ro`, socketBind, `${plugin.bind.host}:${plugin.bind.container}:ro`];
     // Built-in runtimes may import the package's dependencies (the native host loads koffi).
     const modules = join(this.packageRoot, 'node_modules');
-    if (plugin.containerDir.startsWith(`${CONTAINER_PACKAGE_DIR}/`) && existsSync(modules)) {
+    if (plugin.bind.container !== CONTAINER_PLUGIN_DIR && existsSync(modules)) {
       binds.push(`${modules}:${CONTAINER_PACKAGE_DIR}/node_modules:ro`);
     }
     return binds;
