@@ -1,0 +1,190 @@
+"""The worker: connects to the engine, imports the app, handshakes, then serves invocations,
+each in a thread of its own (handshake concurrency 0). The main thread reads frames; a
+heartbeat thread keeps the engine informed and watches for a silent engine."""
+import json
+import os
+import socket
+import sys
+import threading
+import time
+
+import cocaine
+from cocaine import _wire
+from cocaine._app import load_app
+from cocaine._invocation import Invocation
+
+PROTOCOL_VERSION = 1
+
+
+def _die(message, code=1):
+    sys.stderr.write("cocaine python runtime: %s\n" % message)
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def _read_env():
+    env = os.environ
+
+    def required(name):
+        value = env.get(name)
+        if not value:
+            _die("%s is not set: this program is started by the cocaine engine" % name)
+        return value
+
+    def milliseconds(name):
+        raw = required(name)
+        try:
+            value = float(raw)
+        except ValueError:
+            value = -1
+        if not value > 0:
+            _die("%s must be a positive number of milliseconds, got '%s'" % (name, raw))
+        return value / 1000.0
+
+    protocol = required("COCAINE_PROTOCOL")
+    if protocol != str(PROTOCOL_VERSION):
+        _die("COCAINE_PROTOCOL is %s; this runtime speaks %d" % (protocol, PROTOCOL_VERSION))
+    return {
+        "worker": required("COCAINE_WORKER_ID"),
+        "endpoint": required("COCAINE_ENDPOINT"),
+        "entrypoint": required("COCAINE_ENTRYPOINT"),
+        "heartbeat": milliseconds("COCAINE_HEARTBEAT_MS"),
+        "disown": milliseconds("COCAINE_DISOWN_MS"),
+    }
+
+
+class Worker:
+    def __init__(self, sock, handlers, heartbeat, disown):
+        self.sock = sock
+        self.handlers = handlers
+        self.writer = _wire.Writer(sock)
+        self.open = {}
+        self.heartbeat = heartbeat
+        self.disown = disown
+        self.last_heard = time.monotonic()
+
+    def _heard(self):
+        self.last_heard = time.monotonic()
+
+    def serve(self):
+        reader = _wire.Reader(self.sock, self._heard)
+        on_invoke, open_ = self.on_invoke, self.open
+        try:
+            for type_, channel, payload in reader.frames():
+                if channel == 0:
+                    if type_ == _wire.TERMINATE:
+                        self.exit(0)
+                    # HEARTBEAT: reading it was the sign of life. Unknown control frames: ignored.
+                elif type_ == _wire.CHUNK:
+                    invocation = open_.get(channel)
+                    if invocation is not None:
+                        invocation.request._push(payload)
+                elif type_ == _wire.END:
+                    invocation = open_.get(channel)
+                    if invocation is not None:
+                        invocation.request._end()
+                elif type_ == _wire.INVOKE:
+                    on_invoke(channel, payload)
+                elif type_ == _wire.ERROR:
+                    invocation = open_.get(channel)
+                    if invocation is not None:
+                        invocation.cancel(_cancel_code(payload))
+        except _wire.ProtocolError as error:
+            _die("protocol error from the engine: %s" % error)
+        except OSError as error:
+            sys.stderr.write("cocaine python runtime: engine socket error: %s\n" % error)
+        # No worker outlives its engine.
+        self.exit(0)
+
+    def on_invoke(self, channel, payload):
+        if channel in self.open:
+            return
+        try:
+            parsed = json.loads(payload)
+            event = parsed["event"]
+            if not isinstance(event, str):
+                raise ValueError("INVOKE without an event name")
+            headers = parsed.get("headers")
+            if not isinstance(headers, dict):
+                headers = {}
+            deadline = parsed.get("deadline")
+            if not isinstance(deadline, (int, float)):
+                deadline = 0
+        except Exception as error:
+            self.send_error(channel, "protocol", "malformed INVOKE: %s" % error)
+            return
+        fn = self.handlers.get(event)
+        if fn is None:
+            self.send_error(channel, "not_found", "the app has no handler for the event '%s'" % event)
+            return
+        invocation = Invocation(self, channel, fn, cocaine.Request(event, headers, deadline))
+        self.open[channel] = invocation
+        threading.Thread(target=invocation.run, name="cocaine-ch%d" % channel, daemon=True).start()
+
+    def send_error(self, channel, code, message):
+        self.writer.send_one(_wire.ERROR, channel, json.dumps({"code": code, "message": message}).encode())
+
+    def heartbeats(self):
+        interval = self.heartbeat
+        tick = max(0.01, min(interval, self.disown / 4, 1.0))
+        next_beat = time.monotonic() + interval
+        while True:
+            time.sleep(tick)
+            now = time.monotonic()
+            if now - self.last_heard >= self.disown:
+                _die("nothing from the engine for %d ms, exiting" % round(self.disown * 1000), 2)
+            if now >= next_beat:
+                next_beat = now + interval
+                self.writer.send_one(_wire.HEARTBEAT, 0)
+
+    def exit(self, code):
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:
+                pass
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+        os._exit(code)
+
+
+def _cancel_code(payload):
+    try:
+        code = json.loads(payload).get("code")
+        if isinstance(code, str):
+            return code
+    except Exception:
+        pass
+    # A cancel is a cancel even with a garbled payload.
+    return "cancelled"
+
+
+def main():
+    env = _read_env()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(env["endpoint"])
+    except OSError as error:
+        _die("cannot connect to the engine at %s: %s" % (env["endpoint"], error))
+
+    # The app is imported before the handshake: a broken app fails at start, with its traceback.
+    handlers = load_app(env["entrypoint"])
+
+    worker = Worker(sock, handlers, env["heartbeat"], env["disown"])
+    version = sys.version_info
+    handshake = {
+        "protocol": PROTOCOL_VERSION,
+        "worker": env["worker"],
+        "pid": os.getpid(),
+        "runtime": "python %d.%d.%d" % (version[0], version[1], version[2]),
+        "concurrency": 0,
+        "events": sorted(handlers),
+    }
+    worker.writer.send_one(_wire.HANDSHAKE, 0, json.dumps(handshake).encode())
+    threading.Thread(target=worker.heartbeats, name="cocaine-heartbeat", daemon=True).start()
+    try:
+        worker.serve()
+    except KeyboardInterrupt:
+        worker.exit(130)
