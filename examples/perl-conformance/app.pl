@@ -1,0 +1,70 @@
+# The events every language's conformance app implements (test/conformance/kit.ts drives them).
+use strict;
+use warnings;
+use POSIX ();
+use Time::HiRes ();
+use Cocaine::Worker;
+
+my $calls = 0;
+
+handler echo => sub {
+    my ($req) = @_;
+    return $req->body;
+};
+
+handler stream => sub {
+    my ($req) = @_;
+    my $count = $req->body || 0;
+    my $i = 0;
+    return sub { $i < $count ? $i++ : undef };
+};
+
+handler upper => sub {
+    my ($req, $res) = @_;
+    $req->each_chunk(sub { $res->write(uc $_[0]) });
+    return;
+};
+
+handler big => sub {
+    my ($req) = @_;
+    my $size = $req->body;
+    my $pattern = join '', map { chr } 0 .. 250;
+    return substr($pattern x (int($size / 251) + 1), 0, $size);
+};
+
+handler fail => sub {
+    my ($req) = @_;
+    die 'boom: ' . $req->body . "\n";
+};
+
+handler counter => sub {
+    return ++$calls;
+};
+
+handler sleep => sub {
+    my ($req) = @_;
+    my $ms = $req->body || 0;
+    print STDERR "sleep cancelled\n" if $req->sleep($ms / 1000);
+    return 'slept';
+};
+
+handler crash => sub {
+    print STDERR "about to crash\n";
+    POSIX::_exit(3);
+};
+
+handler hang => sub {
+    kill 'STOP', $$;
+    return;
+};
+
+handler log => sub {
+    print "hello stdout\n";
+    print STDERR "hello stderr\n";
+    return 'ok';
+};
+
+handler concurrent => sub {
+    Time::HiRes::sleep(0.2);
+    return 'done';
+};

@@ -1,0 +1,351 @@
+package Cocaine::Worker;
+# The cocaine Perl worker runtime: speaks the worker protocol (docs/worker-protocol.md) for an
+# app, and is the API the app sees (plugins/perl/README.md). Core modules only, Perl 5.36.
+#
+# Single-threaded, one call at a time (handshake concurrency 1). A handler runs as soon as its
+# INVOKE arrives; reading its body (body, each_chunk) reads the socket, so the body can be
+# processed as it arrives. Heartbeats go out from the main loop, from every body read, from every
+# $res->write and from heartbeat(): a handler that computes longer than the heartbeat timeout
+# without any of these gets its worker killed.
+use strict;
+use warnings;
+use Exporter 'import';
+use Socket qw(AF_UNIX SOCK_STREAM pack_sockaddr_un);
+use Time::HiRes ();
+use POSIX ();
+
+our @EXPORT = qw(handler);
+our @EXPORT_OK = qw(heartbeat);
+our $VERSION = '1.0';
+
+use constant {
+    HANDSHAKE => 1, HEARTBEAT => 2, TERMINATE => 3, INVOKE => 4, CHUNK => 5, END_ => 6, ERROR => 7,
+    MAX_PAYLOAD => 64 * 1024 * 1024,
+    JOIN_LIMIT => 256 * 1024,
+};
+
+my %HANDLERS;
+my ($SOCK, $RBUF, $HEARTBEAT_S, $DISOWN_S, $LAST_RECEIVED, $NEXT_BEAT) = (undef, '', 1, 10, 0, 0);
+my $CURRENT;     # the request being handled, if any
+my @DEFERRED;    # frames for other channels that arrived while a handler ran
+
+# handler NAME => CODE: registers the handler of an event.
+sub handler {
+    my ($name, $code) = @_;
+    die "handler: usage: handler NAME => sub { ... }\n" unless defined $name && length $name && ref $code eq 'CODE';
+    $HANDLERS{$name} = $code;
+    return;
+}
+
+sub handlers { return {%HANDLERS} }
+
+sub _log { print STDERR "cocaine: $_[0]\n" }
+
+sub _leave {
+    my ($code) = @_;
+    STDOUT->flush;
+    STDERR->flush;
+    POSIX::_exit($code);
+}
+
+sub _env_seconds {
+    my ($name, $default) = @_;
+    my $value = $ENV{$name} // $default;
+    if ($value !~ /^\d+$/) { _log("$name is not a number of milliseconds: '$value'"); _leave(1) }
+    return ($value || 1) / 1000;
+}
+
+sub run {
+    my $endpoint = $ENV{COCAINE_ENDPOINT};
+    unless ($endpoint) { _log('COCAINE_ENDPOINT is not set: this program is started by the cocaine engine'); _leave(1) }
+    $HEARTBEAT_S = _env_seconds('COCAINE_HEARTBEAT_MS', 1000);
+    $DISOWN_S = _env_seconds('COCAINE_DISOWN_MS', 10000);
+    $SIG{PIPE} = 'IGNORE';
+    STDOUT->autoflush(1);
+    socket($SOCK, AF_UNIX, SOCK_STREAM, 0) or do { _log("socket: $!"); _leave(1) };
+    connect($SOCK, pack_sockaddr_un($endpoint)) or do { _log("cannot connect to $endpoint: $!"); _leave(1) };
+    binmode $SOCK;
+
+    _load_app($ENV{COCAINE_ENTRYPOINT} // 'app.pl');
+    my $json = _json();
+    _send(HANDSHAKE, 0, $json->encode({
+        protocol => 1,
+        worker => $ENV{COCAINE_WORKER_ID} // '',
+        pid => $$ + 0,
+        runtime => sprintf('perl %vd', $^V),
+        concurrency => 1,
+        events => [sort keys %HANDLERS],
+    }));
+    $LAST_RECEIVED = Time::HiRes::time();
+    $NEXT_BEAT = $LAST_RECEIVED + $HEARTBEAT_S;
+    for (;;) {
+        while (my $frame = shift @DEFERRED) { _dispatch(@$frame) }
+        _pump(_until_due());
+    }
+}
+
+sub _load_app {
+    my ($entrypoint) = @_;
+    require Cwd;
+    my $path = $entrypoint =~ m{^/} ? $entrypoint : Cwd::getcwd() . "/$entrypoint";
+    (my $dir = $path) =~ s{/[^/]*$}{};
+    unshift @INC, $dir unless grep { $_ eq $dir } @INC;
+    my $ok = eval {
+        die "no such file: $path\n" unless -f $path;
+        die "cannot read $path\n" unless -r _;
+        package main;
+        do $path;
+        die $@ if $@;
+        1;
+    };
+    unless ($ok) {
+        my $error = $@;
+        $error .= "\n" unless $error =~ /\n\z/;
+        _log("cannot load the entrypoint $entrypoint");
+        print STDERR $error;
+        _leave(1);
+    }
+    unless (%HANDLERS) {
+        _log("the entrypoint $entrypoint registers no handlers (use Cocaine::Worker; handler NAME => sub { ... })");
+        _leave(1);
+    }
+}
+
+my $JSON;
+sub _json {
+    return $JSON //= do { require JSON::PP; JSON::PP->new->utf8->canonical };
+}
+
+# Seconds until the next heartbeat or the disown deadline, whichever is first.
+sub _until_due {
+    my $now = Time::HiRes::time();
+    my $due = $NEXT_BEAT < $LAST_RECEIVED + $DISOWN_S ? $NEXT_BEAT : $LAST_RECEIVED + $DISOWN_S;
+    my $wait = $due - $now;
+    return $wait > 0.001 ? $wait : 0.001;
+}
+
+# Sends a heartbeat when one is due, and exits when the engine has been silent too long.
+sub _tick {
+    my $now = Time::HiRes::time();
+    if ($now - $LAST_RECEIVED >= $DISOWN_S) {
+        _log(sprintf('nothing from the engine for %d ms: exiting', $DISOWN_S * 1000 + 0.5));
+        _leave(2);
+    }
+    if ($now >= $NEXT_BEAT) {
+        _send(HEARTBEAT, 0, '');
+        $NEXT_BEAT = $now + $HEARTBEAT_S;
+    }
+}
+
+# heartbeat(): for handlers that compute for long without reading or writing. Cheap to call
+# often: it reads what the engine sent (a cancel is noticed) and heartbeats only when due.
+sub heartbeat {
+    _pump(0);
+    return;
+}
+
+# Waits up to $timeout seconds for data, reads what is there, handles the whole frames.
+sub _pump {
+    my ($timeout) = @_;
+    my $bits = '';
+    vec($bits, fileno($SOCK), 1) = 1;
+    my $ready = select(my $readable = $bits, undef, undef, $timeout);
+    if ($ready > 0) {
+        my $read = sysread($SOCK, $RBUF, 1024 * 1024, length $RBUF);
+        if (!defined $read) {
+            return if $!{EINTR} || $!{EAGAIN};
+            _leave(0);
+        }
+        _leave(0) if $read == 0;  # the engine closed the socket
+        $LAST_RECEIVED = Time::HiRes::time();
+        while (length($RBUF) >= 9) {
+            my ($type, $channel, $length) = unpack('C N N', $RBUF);
+            if ($length > MAX_PAYLOAD) {
+                _log("protocol error: a frame of $length bytes exceeds the limit of " . MAX_PAYLOAD);
+                _leave(1);
+            }
+            last if length($RBUF) < 9 + $length;
+            my $payload = substr($RBUF, 9, $length);
+            substr($RBUF, 0, 9 + $length, '');
+            _route($type, $channel, $payload);
+        }
+    }
+    _tick();
+}
+
+sub _route {
+    my ($type, $channel, $payload) = @_;
+    if ($channel == 0) {
+        _leave(0) if $type == TERMINATE;
+        return;  # HEARTBEAT answers (already counted as a sign of life), unknown control frames
+    }
+    if ($CURRENT && $channel == $CURRENT->{channel}) {
+        if ($type == CHUNK) { push @{ $CURRENT->{pending} }, $payload }
+        elsif ($type == END_) { $CURRENT->{ended} = 1 }
+        elsif ($type == ERROR) {
+            my $code = eval { _json()->decode($payload)->{code} } // 'cancelled';
+            $CURRENT->{cancelled} = $code;
+        }
+        return;
+    }
+    push @DEFERRED, [$type, $channel, $payload] if $CURRENT;
+    _dispatch($type, $channel, $payload) unless $CURRENT;
+}
+
+sub _dispatch {
+    my ($type, $channel, $payload) = @_;
+    return unless $type == INVOKE;  # anything else is for a finished channel: dropped
+    my $spec = eval { _json()->decode($payload) };
+    unless (ref $spec eq 'HASH' && defined $spec->{event}) {
+        _log("protocol error: malformed INVOKE on channel $channel");
+        _leave(1);
+    }
+    my $code = $HANDLERS{ $spec->{event} };
+    unless ($code) {
+        _send_json(ERROR, $channel, { code => 'not_found', message => "no handler for event '$spec->{event}'" });
+        return;
+    }
+    my $req = bless {
+        channel => $channel, event => $spec->{event}, headers => $spec->{headers} || {},
+        deadline => $spec->{deadline} || 0, pending => [], ended => 0, cancelled => undef,
+    }, 'Cocaine::Request';
+    my $res = bless { channel => $channel, req => $req, wrote => 0 }, 'Cocaine::Response';
+    $CURRENT = $req;
+    # Frames of this call that arrived while the previous call ran.
+    my @mine = grep { $_->[1] == $channel } @DEFERRED;
+    if (@mine) {
+        @DEFERRED = grep { $_->[1] != $channel } @DEFERRED;
+        _route(@$_) for @mine;
+    }
+    my $ok = eval {
+        my $result = $code->($req, $res);
+        _deliver($res, $result) unless $res->{wrote} || (ref $result && $result == $res);
+        1;
+    };
+    my $error = $@;
+    $CURRENT = undef;
+    return if $req->{cancelled};
+    unless ($ok) {
+        $error = "$error";
+        chomp $error;
+        _send_json(ERROR, $channel, { code => 'handler', message => $error });
+        return;
+    }
+    _send(END_, $channel, '');
+}
+
+sub _deliver {
+    my ($res, $result) = @_;
+    return unless defined $result;
+    my $kind = ref $result;
+    if ($kind eq '') { $res->write($result) if length $result }
+    elsif ($kind eq 'ARRAY') { $res->write($_) for @$result }
+    elsif ($kind eq 'CODE') {
+        while (defined(my $chunk = $result->())) { $res->write($chunk) }
+    }
+    elsif ($kind eq 'HASH') { $res->write(_json()->encode($result)) }
+    else { die "a handler returns a string, an array ref of chunks, a code ref iterator or a hash ref (JSON), not a $kind ref\n" }
+}
+
+sub _send_json {
+    my ($type, $channel, $value) = @_;
+    _send($type, $channel, _json()->encode($value));
+}
+
+sub _send {
+    my ($type, $channel, $payload) = @_;
+    my $length = length $payload;
+    if ($length <= JOIN_LIMIT) {
+        _write_all(pack('C N N', $type, $channel, $length) . $payload);
+    } else {
+        _write_all(pack('C N N', $type, $channel, $length));
+        _write_all($payload);
+    }
+}
+
+sub _write_all {
+    my $offset = 0;
+    my $length = length $_[0];
+    while ($offset < $length) {
+        my $written = syswrite($SOCK, $_[0], $length - $offset, $offset);
+        unless (defined $written) {
+            next if $!{EINTR} || $!{EAGAIN};
+            _leave(0);  # the engine went away
+        }
+        $offset += $written;
+    }
+}
+
+package Cocaine::Cancelled;
+# Thrown by body reads and writes once the call was cancelled; the runtime swallows it.
+use overload '""' => sub { "the call was cancelled ($_[0]{code})\n" }, fallback => 1;
+
+package Cocaine::Request;
+
+sub event { $_[0]{event} }
+sub headers { $_[0]{headers} }
+sub deadline { $_[0]{deadline} }
+
+# 'cancelled' or 'deadline' once the call was cancelled, else undef.
+sub cancelled {
+    my ($self) = @_;
+    Cocaine::Worker::_pump(0) unless $self->{cancelled};
+    return $self->{cancelled};
+}
+
+sub _check {
+    my ($self) = @_;
+    die bless({ code => $self->{cancelled} }, 'Cocaine::Cancelled') if $self->{cancelled};
+}
+
+# Calls $callback->($chunk) for each body chunk, as it arrives, until the body ends.
+sub each_chunk {
+    my ($self, $callback) = @_;
+    for (;;) {
+        $self->_check;
+        while (@{ $self->{pending} }) { $callback->(shift @{ $self->{pending} }) }
+        return if $self->{ended};
+        Cocaine::Worker::_pump(Cocaine::Worker::_until_due());
+    }
+}
+
+# The whole body (bytes), once it has ended.
+sub body {
+    my ($self) = @_;
+    return $self->{body} if defined $self->{body};
+    my $body = '';
+    $self->each_chunk(sub { $body .= $_[0] });
+    return $self->{body} = $body;
+}
+
+sub json { Cocaine::Worker::_json()->decode($_[0]->body) }
+
+# Sleeps up to $seconds, returning early (with the cancel code) when the call is cancelled.
+sub sleep {
+    my ($self, $seconds) = @_;
+    my $until = Time::HiRes::time() + $seconds;
+    until ($self->{cancelled}) {
+        my $left = $until - Time::HiRes::time();
+        return undef if $left <= 0;
+        my $wait = Cocaine::Worker::_until_due();
+        Cocaine::Worker::_pump($left < $wait ? $left : $wait);
+    }
+    return $self->{cancelled};
+}
+
+package Cocaine::Response;
+
+# Sends one result chunk (bytes; a character string is sent as UTF-8). Returns $res.
+sub write {
+    my ($self, $data) = @_;
+    my $req = $self->{req};
+    Cocaine::Worker::_pump(0);
+    $req->_check;
+    $self->{wrote} = 1;
+    $data = "$data" if ref $data;
+    utf8::encode($data) if utf8::is_utf8($data);
+    Cocaine::Worker::_send(Cocaine::Worker::CHUNK, $self->{channel}, $data) if length $data;
+    return $self;
+}
+
+1;
