@@ -1,0 +1,177 @@
+/*
+ * native-echo: the native plugin's example and conformance app (the same events as every
+ * language's conformance app, plus native-only ones: segv, wordcount, headers).
+ * Build: make   (or: cc -shared -fPIC -O2 -Wall -Werror -I../../plugins/native/include -o echo.so echo.c)
+ */
+#include <cocaine/worker.h>
+
+#include <ctype.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static unsigned long calls;
+static unsigned long counter;
+
+int cocaine_abi_version(void) { return COCAINE_NATIVE_ABI_VERSION; }
+
+int cocaine_init(const char *app, char *error, size_t error_len) {
+  (void)error;
+  (void)error_len;
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  fprintf(stderr, "native-echo: init for app %s\n", app);
+  return 0;
+}
+
+const char *cocaine_events(void) {
+  return "echo,stream,upper,big,fail,counter,sleep,crash,hang,log,concurrent,segv,wordcount,headers";
+}
+
+void cocaine_shutdown(void) { fprintf(stderr, "native-echo: shutdown after %lu calls\n", calls); }
+
+/* The body as a non-negative number (bodies are not NUL-terminated). */
+static unsigned long body_number(const uint8_t *body, size_t len) {
+  unsigned long value = 0;
+  for (size_t i = 0; i < len && body[i] >= '0' && body[i] <= '9'; i++) value = value * 10 + (body[i] - '0');
+  return value;
+}
+
+static int reply(cocaine_write_fn write, void *ctx, const char *text) {
+  write(ctx, (const uint8_t *)text, strlen(text));
+  return COCAINE_OK;
+}
+
+static void nap_ms(long ms) {
+  struct timespec delay = {ms / 1000, (ms % 1000) * 1000000L};
+  while (nanosleep(&delay, &delay) != 0) {
+  }
+}
+
+static int stream(const uint8_t *body, size_t len, cocaine_write_fn write, void *ctx) {
+  unsigned long count = body_number(body, len);
+  char text[32];
+  for (unsigned long i = 0; i < count; i++) {
+    int n = snprintf(text, sizeof text, "%lu", i);
+    if (write(ctx, (const uint8_t *)text, (size_t)n) == COCAINE_CANCELLED) break;
+  }
+  return COCAINE_OK;
+}
+
+static int upper(const uint8_t *body, size_t len, cocaine_write_fn write, void *ctx, char *error, size_t error_len) {
+  uint8_t *out = malloc(len ? len : 1);
+  if (!out) {
+    snprintf(error, error_len, "out of memory for %zu bytes", len);
+    return COCAINE_ERROR;
+  }
+  for (size_t i = 0; i < len; i++) out[i] = (uint8_t)toupper(body[i]);
+  write(ctx, out, len);
+  free(out);
+  return COCAINE_OK;
+}
+
+/* N bytes of the pattern i % 251, written in 1 MiB pieces. */
+static int big(const uint8_t *body, size_t len, cocaine_write_fn write, void *ctx, char *error, size_t error_len) {
+  size_t size = body_number(body, len);
+  size_t piece = 1024 * 1024;
+  uint8_t *out = malloc(piece);
+  if (!out) {
+    snprintf(error, error_len, "out of memory");
+    return COCAINE_ERROR;
+  }
+  for (size_t offset = 0; offset < size; offset += piece) {
+    size_t n = size - offset < piece ? size - offset : piece;
+    for (size_t i = 0; i < n; i++) out[i] = (uint8_t)((offset + i) % 251);
+    if (write(ctx, out, n) == COCAINE_CANCELLED) break;
+  }
+  free(out);
+  return COCAINE_OK;
+}
+
+/* Sleeps for the body's milliseconds in 10 ms naps, stopping early when the call is cancelled. */
+static int sleep_event(const uint8_t *body, size_t len, cocaine_write_fn write, void *ctx) {
+  long ms = (long)body_number(body, len);
+  for (long slept = 0; slept < ms; slept += 10) {
+    if (write(ctx, NULL, 0) == COCAINE_CANCELLED) {
+      fprintf(stderr, "sleep cancelled\n");
+      return COCAINE_ERROR;
+    }
+    nap_ms(ms - slept < 10 ? ms - slept : 10);
+  }
+  return reply(write, ctx, "slept");
+}
+
+static int wordcount(const uint8_t *body, size_t len, cocaine_write_fn write, void *ctx) {
+  unsigned long words = 0;
+  int inside = 0;
+  for (size_t i = 0; i < len; i++) {
+    int space = isspace(body[i]);
+    if (!space && !inside) words++;
+    inside = !space;
+  }
+  char text[32];
+  snprintf(text, sizeof text, "%lu", words);
+  return reply(write, ctx, text);
+}
+
+/* The headers as "name=value\n" lines. */
+static int headers_event(const char *const *headers, cocaine_write_fn write, void *ctx) {
+  for (size_t i = 0; headers[i] && headers[i + 1]; i += 2) {
+    write(ctx, (const uint8_t *)headers[i], strlen(headers[i]));
+    write(ctx, (const uint8_t *)"=", 1);
+    write(ctx, (const uint8_t *)headers[i + 1], strlen(headers[i + 1]));
+    write(ctx, (const uint8_t *)"\n", 1);
+  }
+  return COCAINE_OK;
+}
+
+int cocaine_handle(const char *event, const char *const *headers, const uint8_t *body, size_t body_len,
+                   cocaine_write_fn write, void *ctx, char *error, size_t error_len) {
+  calls++;
+  if (strcmp(event, "echo") == 0) {
+    write(ctx, body, body_len);
+    return COCAINE_OK;
+  }
+  if (strcmp(event, "stream") == 0) return stream(body, body_len, write, ctx);
+  if (strcmp(event, "upper") == 0) return upper(body, body_len, write, ctx, error, error_len);
+  if (strcmp(event, "big") == 0) return big(body, body_len, write, ctx, error, error_len);
+  if (strcmp(event, "fail") == 0) {
+    snprintf(error, error_len, "boom: %.*s", (int)body_len, (const char *)body);
+    return COCAINE_ERROR;
+  }
+  if (strcmp(event, "counter") == 0) {
+    char text[32];
+    snprintf(text, sizeof text, "%lu", ++counter);
+    return reply(write, ctx, text);
+  }
+  if (strcmp(event, "sleep") == 0) return sleep_event(body, body_len, write, ctx);
+  if (strcmp(event, "crash") == 0) {
+    fputs("about to crash\n", stderr);
+    fflush(stderr);
+    _exit(3);
+  }
+  if (strcmp(event, "hang") == 0) {
+    raise(SIGSTOP);
+    return reply(write, ctx, "resumed");
+  }
+  if (strcmp(event, "log") == 0) {
+    printf("hello stdout\n");
+    fflush(stdout);
+    fprintf(stderr, "hello stderr\n");
+    return reply(write, ctx, "ok");
+  }
+  if (strcmp(event, "concurrent") == 0) {
+    nap_ms(200);
+    return reply(write, ctx, "done");
+  }
+  if (strcmp(event, "segv") == 0) {
+    volatile int *nowhere = NULL;
+    *nowhere = 1;
+    return COCAINE_OK;
+  }
+  if (strcmp(event, "wordcount") == 0) return wordcount(body, body_len, write, ctx);
+  if (strcmp(event, "headers") == 0) return headers_event(headers, write, ctx);
+  return COCAINE_NOT_FOUND;
+}

@@ -1,0 +1,151 @@
+/**
+ * The native worker host: `node host.js` in the app's directory, with the COCAINE_* environment
+ * (docs/worker-protocol.md). Loads the app's shared object (COCAINE_ENTRYPOINT) through koffi,
+ * checks its ABI, runs cocaine_init, handshakes with concurrency 1, and calls cocaine_handle per
+ * invocation on a thread of its own while the main thread heartbeats.
+ *
+ * No signal handlers are installed: a crash in the app (SIGSEGV, abort) ends this process with
+ * that signal, which the engine reports as the reason the call failed.
+ */
+import { connect, type Socket } from 'node:net';
+import { resolve } from 'node:path';
+import { FrameDecoder, FrameType, PROTOCOL_VERSION, type HandshakePayload } from '../../../engine/protocol/frames.js';
+import { Dispatcher } from './dispatcher.js';
+import { NATIVE_ABI_VERSION, NativeLoadError, loadNativeApp, type NativeApp } from './library.js';
+import { Wire } from './wire.js';
+
+interface WorkerEnv {
+  app: string;
+  workerId: string;
+  endpoint: string;
+  entrypoint: string;
+  heartbeatMs: number;
+  disownMs: number;
+}
+
+function die(message: string): never {
+  process.stderr.write(`cocaine native runtime: ${message}\n`);
+  process.exit(1);
+}
+
+function readEnv(env: NodeJS.ProcessEnv): WorkerEnv {
+  const required = (name: string): string => {
+    const value = env[name];
+    if (!value) die(`${name} is not set: this program is started by the cocaine engine`);
+    return value;
+  };
+  const milliseconds = (name: string): number => {
+    const value = Number(required(name));
+    if (!Number.isFinite(value) || value <= 0) die(`${name} must be a positive number of milliseconds, got '${env[name]}'`);
+    return value;
+  };
+  const protocol = required('COCAINE_PROTOCOL');
+  if (Number(protocol) !== PROTOCOL_VERSION) die(`COCAINE_PROTOCOL is ${protocol}; this runtime speaks ${PROTOCOL_VERSION}`);
+  if (env.UV_THREADPOOL_SIZE !== '1') {
+    process.stderr.write('cocaine native runtime: UV_THREADPOOL_SIZE is not 1: app calls may come from different threads\n');
+  }
+  return {
+    app: env.COCAINE_APP ?? '',
+    workerId: required('COCAINE_WORKER_ID'),
+    endpoint: required('COCAINE_ENDPOINT'),
+    entrypoint: required('COCAINE_ENTRYPOINT'),
+    heartbeatMs: milliseconds('COCAINE_HEARTBEAT_MS'),
+    disownMs: milliseconds('COCAINE_DISOWN_MS'),
+  };
+}
+
+function run(env: WorkerEnv, socket: Socket, wire: Wire, dispatcher: Dispatcher, app: NativeApp, events: string[] | undefined): void {
+  const decoder = new FrameDecoder();
+  let heard = true;
+  let silentSince = Date.now();
+  let terminating = false;
+
+  const terminate = async (): Promise<void> => {
+    if (terminating) return;
+    terminating = true;
+    await dispatcher.drain();
+    try {
+      await app.shutdown();
+    } catch (error) {
+      process.stderr.write(`cocaine native runtime: cocaine_shutdown failed: ${(error as Error).message}\n`);
+    }
+    wire.flush();
+    socket.end(() => process.exit(0));
+    setTimeout(() => process.exit(0), 1000).unref();
+  };
+
+  socket.on('data', (data: Buffer) => {
+    heard = true;
+    try {
+      decoder.push(data, (frame) => {
+        if (frame.channel !== 0) dispatcher.onFrame(frame);
+        else if (frame.type === FrameType.TERMINATE) void terminate();
+        // HEARTBEAT: any frame counts as a sign of life; unknown control frames are ignored.
+      });
+    } catch (error) {
+      die(`protocol error from the engine: ${(error as Error).message}`);
+    }
+  });
+  socket.on('error', (error) => {
+    process.stderr.write(`cocaine native runtime: engine socket error: ${error.message}\n`);
+  });
+  // No worker outlives its engine.
+  socket.on('close', () => process.exit(0));
+
+  setInterval(() => wire.send(FrameType.HEARTBEAT, 0), env.heartbeatMs);
+  setInterval(
+    () => {
+      const now = Date.now();
+      if (heard) {
+        heard = false;
+        silentSince = now;
+      } else if (now - silentSince >= env.disownMs) {
+        process.stderr.write(`cocaine native runtime: nothing from the engine for ${env.disownMs} ms, exiting\n`);
+        process.exit(2);
+      }
+    },
+    Math.max(10, Math.min(1000, env.disownMs / 4)),
+  );
+
+  const handshake: HandshakePayload = {
+    protocol: PROTOCOL_VERSION,
+    worker: env.workerId,
+    pid: process.pid,
+    runtime: `native abi ${NATIVE_ABI_VERSION} (node ${process.versions.node})`,
+    concurrency: 1,
+    ...(events ? { events } : {}),
+  };
+  wire.send(FrameType.HANDSHAKE, 0, Buffer.from(JSON.stringify(handshake)));
+  wire.flush();
+}
+
+const env = readEnv(process.env);
+const socket = connect(env.endpoint);
+socket.setNoDelay(true);
+const connected = new Promise<void>((resolveConnected, reject) => {
+  socket.once('connect', resolveConnected);
+  socket.once('error', reject);
+});
+connected.catch(() => {});
+
+const wire = new Wire(socket);
+const dispatcher = new Dispatcher(wire);
+// The app is loaded while the socket connects, and before the handshake: a broken app fails here.
+let app: NativeApp;
+let events: string[] | undefined;
+try {
+  app = await loadNativeApp(resolve(env.entrypoint), dispatcher.write);
+  const refusal = await app.init(env.app);
+  if (refusal !== undefined) die(`${env.entrypoint}: cocaine_init refused to start: ${refusal}`);
+  events = await app.events();
+} catch (error) {
+  if (error instanceof NativeLoadError) die(error.message);
+  die(`cannot start ${env.entrypoint}: ${(error as Error).message}`);
+}
+dispatcher.attach(app);
+try {
+  await connected;
+} catch (error) {
+  die(`cannot connect to the engine at ${env.endpoint}: ${(error as Error).message}`);
+}
+run(env, socket, wire, dispatcher, app, events);

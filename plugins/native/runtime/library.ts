@@ -1,0 +1,153 @@
+/**
+ * The app's shared object, bound through koffi (plugins/native/include/cocaine/worker.h).
+ *
+ * Every call into the app is an async koffi call: it runs on libuv's threadpool, so the main
+ * thread keeps heartbeating and reading cancellations while a handler runs. The plugin starts the
+ * host with UV_THREADPOOL_SIZE=1, which makes that one thread the app's only thread: calls are
+ * serialised and always made from the same thread, as the header promises. The write callback is
+ * relayed by koffi to the main thread (the native thread waits for its answer).
+ */
+import koffi, { type LibraryHandle } from 'koffi';
+
+export const NATIVE_ABI_VERSION = 1;
+export const HANDLER_OK = 0;
+export const HANDLER_NOT_FOUND = 1;
+export const WRITE_OK = 0;
+export const WRITE_CANCELLED = 1;
+
+/** Size of the error buffer handed to cocaine_init and cocaine_handle. */
+const ERROR_BUFFER_SIZE = 4096;
+
+/** Called on the main thread for each write(); returns WRITE_OK or WRITE_CANCELLED. */
+export type WriteCallback = (ctx: number, data: Buffer | undefined) => number;
+
+export interface HandleResult {
+  code: number;
+  /** The message the app left in `error` (empty if none). */
+  message: string;
+}
+
+export interface NativeApp {
+  readonly path: string;
+  /** Runs cocaine_init if exported; resolves with the app's refusal message, or undefined. */
+  init(app: string): Promise<string | undefined>;
+  /** cocaine_events() split, or undefined when not exported. */
+  events(): Promise<string[] | undefined>;
+  /** headers: flat [name, value, ...]; ctx: the invocation's channel, passed back to write. */
+  handle(event: string, headers: string[], body: Buffer, ctx: number): Promise<HandleResult>;
+  /** Runs cocaine_shutdown if exported. */
+  shutdown(): Promise<void>;
+}
+
+/** A broken app: the host prints the message and exits 1 before the handshake. */
+export class NativeLoadError extends Error {}
+
+// The app's own stack: a C handler may keep large arrays on it (koffi's async default is 128 KiB).
+koffi.config({ ...koffi.config(), async_stack_size: 8 * 1024 * 1024, async_heap_size: 1024 * 1024 });
+
+const WriteFn = koffi.proto('int cocaine_write_fn(void *ctx, const uint8_t *data, size_t len)');
+
+type AsyncFn = { async: (...args: unknown[]) => void };
+
+function callAsync<T>(fn: AsyncFn, ...args: unknown[]): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    fn.async(...args, (error: unknown, result: T) => (error ? reject(error) : resolve(result)));
+  });
+}
+
+function cString(buffer: Buffer): string {
+  const end = buffer.indexOf(0);
+  return buffer.toString('utf8', 0, end < 0 ? buffer.length : end);
+}
+
+/**
+ * Loads the shared object, checks its ABI version and required symbols. `write` receives every
+ * chunk the app writes, copied, on the main thread.
+ */
+export async function loadNativeApp(path: string, write: WriteCallback): Promise<NativeApp> {
+  let lib: LibraryHandle;
+  try {
+    lib = koffi.load(path);
+  } catch (error) {
+    throw new NativeLoadError(`cannot load the shared object ${path}: ${(error as Error).message}`);
+  }
+  const optional = (declaration: string): AsyncFn | undefined => {
+    try {
+      return lib.func(declaration) as unknown as AsyncFn;
+    } catch {
+      return undefined;
+    }
+  };
+  const required = (name: string, declaration: string): AsyncFn => {
+    const fn = optional(declaration);
+    if (!fn) {
+      throw new NativeLoadError(
+        `${path} does not export ${name}, which native ABI ${NATIVE_ABI_VERSION} requires (see cocaine/worker.h)`,
+      );
+    }
+    return fn;
+  };
+
+  const abiVersion = required('cocaine_abi_version', 'int cocaine_abi_version(void)');
+  const version = await callAsync<number>(abiVersion);
+  if (version !== NATIVE_ABI_VERSION) {
+    throw new NativeLoadError(
+      `${path} was built for native ABI ${version}, but this host speaks ABI ${NATIVE_ABI_VERSION}: ` +
+        `rebuild the app against this engine's cocaine/worker.h`,
+    );
+  }
+  const handleFn = required(
+    'cocaine_handle',
+    'int cocaine_handle(const char *event, const char **headers, const uint8_t *body, size_t body_len, ' +
+      'cocaine_write_fn *write, void *ctx, uint8_t *error, size_t error_len)',
+  );
+  const initFn = optional('int cocaine_init(const char *app, uint8_t *error, size_t error_len)');
+  const eventsFn = optional('const char *cocaine_events(void)');
+  const shutdownFn = optional('void cocaine_shutdown(void)');
+
+  const writeCallback = koffi.register((ctx: bigint | null, data: bigint | null, len: number | bigint): number => {
+    const length = Number(len);
+    const chunk = length > 0 && data !== null ? Buffer.from(new Uint8Array(koffi.view(data, length))) : undefined;
+    return write(Number(ctx ?? 0), chunk);
+  }, koffi.pointer(WriteFn));
+
+  return {
+    path,
+    async init(app) {
+      if (!initFn) return undefined;
+      const error = Buffer.alloc(ERROR_BUFFER_SIZE);
+      const code = await callAsync<number>(initFn, app, error, error.length);
+      if (code === 0) return undefined;
+      return cString(error) || `cocaine_init returned ${code}`;
+    },
+    async events() {
+      if (!eventsFn) return undefined;
+      const list = await callAsync<string | null>(eventsFn);
+      if (list === null) return undefined;
+      return list
+        .split(',')
+        .map((name) => name.trim())
+        .filter((name) => name !== '');
+    },
+    async handle(event, headers, body, ctx) {
+      const error = Buffer.alloc(ERROR_BUFFER_SIZE);
+      // A zero-length body is still a valid pointer, as the header promises.
+      const data = body.length > 0 ? body : Buffer.alloc(1);
+      const code = await callAsync<number>(
+        handleFn,
+        event,
+        [...headers, null],
+        data,
+        body.length,
+        writeCallback,
+        BigInt(ctx),
+        error,
+        error.length,
+      );
+      return { code, message: cString(error) };
+    },
+    async shutdown() {
+      if (shutdownFn) await callAsync<void>(shutdownFn);
+    },
+  };
+}
