@@ -2,6 +2,7 @@ import { readFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { FrameType, encodeFrame } from '../../engine/protocol/frames.js';
 import { packageRoot } from '../../engine/util/paths.js';
 import plugin from '../../plugins/python/index.js';
 import { startPeer, type Peer, type PeerOptions } from '../helpers/protocol-peer.js';
@@ -202,6 +203,19 @@ describe('python runtime: the conformance events', () => {
     expect(error?.message).toContain("'nope'");
   });
 
+  it('answers a malformed INVOKE with a protocol error on its channel and keeps serving', async () => {
+    const peer = await worker();
+    await peer.handshake;
+    const stream = peer.invokeStream('echo');
+    // A second INVOKE on an open channel is ignored; a garbled one on a new channel is refused.
+    peer.sendRaw(encodeFrame(FrameType.INVOKE, 99, Buffer.from('{"event": ')));
+    stream.write('ok');
+    stream.end();
+    expect(text((await stream.result).chunks)).toBe('ok');
+    const quoted = await peer.invoke('no "such" event');
+    expect(quoted.error).toEqual({ code: 'not_found', message: `the app has no handler for the event 'no "such" event'` });
+  });
+
   it('keeps module state across calls', async () => {
     const peer = await worker();
     const values = [];
@@ -345,8 +359,9 @@ describe('python runtime: the app API', () => {
     expect(JSON.parse(text((await peer.invoke('as_json')).chunks))).toEqual({ event: 'as_json', list: [1, true, null] });
     const none = await peer.invoke('nothing');
     expect(none).toEqual({ chunks: [], error: undefined });
-    const headers = await peer.invoke('headers', undefined, { headers: { 'x-trace': 'abc' } });
-    expect(JSON.parse(text(headers.chunks))).toEqual({ 'x-trace': 'abc' });
+    const sent = { 'x-trace': 'abc', 'x-name': 'zoë "quoted" \\ 日本' };
+    const headers = await peer.invoke('headers', undefined, { headers: sent });
+    expect(JSON.parse(text(headers.chunks))).toEqual(sent);
     expect(JSON.parse(text((await peer.invoke('tally', ['a', 'bb', 'ccc'])).chunks))).toEqual({ bytes: 6, chunks: 3 });
   });
 

@@ -24,8 +24,6 @@ def load_app(entrypoint):
     """Imports the entrypoint (a .py file relative to the working directory) once, as a module
     named after the file, and returns {event: callable}: the @handler-registered functions, or,
     when there are none, the module's public functions."""
-    import importlib.util
-
     cwd = os.getcwd()
     path = os.path.normpath(os.path.join(cwd, entrypoint))
     # The app's own modules import like they would with `python3 <entrypoint>` from its root.
@@ -37,11 +35,14 @@ def load_app(entrypoint):
     name = os.path.splitext(os.path.basename(path))[0]
     if not name.isidentifier() or name in sys.modules:
         name = "cocaine_app"
+    # What importlib does for a source file, without importing importlib.util (start-up time).
+    module = type(sys)(name)
+    module.__file__ = path
+    sys.modules[name] = module
     try:
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
+        with open(path, "rb") as source:
+            code = compile(source.read(), path, "exec", dont_inherit=True)
+        exec(code, module.__dict__)
     except BaseException:
         _fail(entrypoint)
 

@@ -1,9 +1,7 @@
 """One invocation: runs its handler in its own thread and sends the result on its channel."""
-import json
-import os
 import sys
 
-from cocaine import _wire
+from cocaine import _codec, _wire
 
 _JSON_TYPES = (dict, list, int, float, bool)
 _CHUNK_TYPES = (bytes, bytearray, memoryview)
@@ -60,7 +58,7 @@ class Invocation:
         elif isinstance(value, str):
             self._finish(((_wire.CHUNK, channel, value.encode()),) if value else ())
         elif isinstance(value, _JSON_TYPES):
-            self._finish(((_wire.CHUNK, channel, json.dumps(value).encode()),))
+            self._finish(((_wire.CHUNK, channel, _codec.dumps_any(value)),))
         elif hasattr(value, "__iter__"):
             self._pump(iter(value))
         else:

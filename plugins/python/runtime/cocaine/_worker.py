@@ -1,15 +1,15 @@
 """The worker: connects to the engine, imports the app, handshakes, then serves invocations,
 each in a thread of its own (handshake concurrency 0). The main thread reads frames; a
 heartbeat thread keeps the engine informed and watches for a silent engine."""
-import json
 import os
-import socket
 import sys
 import threading
 import time
 
+import _socket
+
 import cocaine
-from cocaine import _wire
+from cocaine import _codec, _wire
 from cocaine._app import load_app
 from cocaine._invocation import Invocation
 
@@ -100,7 +100,7 @@ class Worker:
         if channel in self.open:
             return
         try:
-            parsed = json.loads(payload)
+            parsed = _codec.loads(payload)
             event = parsed["event"]
             if not isinstance(event, str):
                 raise ValueError("INVOKE without an event name")
@@ -122,7 +122,7 @@ class Worker:
         threading.Thread(target=invocation.run, name="cocaine-ch%d" % channel, daemon=True).start()
 
     def send_error(self, channel, code, message):
-        self.writer.send_one(_wire.ERROR, channel, json.dumps({"code": code, "message": message}).encode())
+        self.writer.send_one(_wire.ERROR, channel, _codec.dumps({"code": code, "message": message}))
 
     def heartbeats(self):
         interval = self.heartbeat
@@ -152,7 +152,7 @@ class Worker:
 
 def _cancel_code(payload):
     try:
-        code = json.loads(payload).get("code")
+        code = _codec.loads(payload).get("code")
         if isinstance(code, str):
             return code
     except Exception:
@@ -163,7 +163,8 @@ def _cancel_code(payload):
 
 def main():
     env = _read_env()
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    # _socket, not socket: the wrapper module imports enum and selectors, a few ms of start-up.
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
         sock.connect(env["endpoint"])
     except OSError as error:
@@ -182,7 +183,7 @@ def main():
         "concurrency": 0,
         "events": sorted(handlers),
     }
-    worker.writer.send_one(_wire.HANDSHAKE, 0, json.dumps(handshake).encode())
+    worker.writer.send_one(_wire.HANDSHAKE, 0, _codec.dumps(handshake))
     threading.Thread(target=worker.heartbeats, name="cocaine-heartbeat", daemon=True).start()
     try:
         worker.serve()
