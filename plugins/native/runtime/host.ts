@@ -8,7 +8,6 @@
  * that signal, which the engine reports as the reason the call failed.
  */
 import { connect, type Socket } from 'node:net';
-import { resolve } from 'node:path';
 import { FrameDecoder, FrameType, PROTOCOL_VERSION, type HandshakePayload } from '../../../engine/protocol/frames.js';
 import { Dispatcher } from './dispatcher.js';
 import { NATIVE_ABI_VERSION, NativeLoadError, loadNativeApp, type NativeApp } from './library.js';
@@ -134,7 +133,7 @@ const dispatcher = new Dispatcher(wire);
 let app: NativeApp;
 let events: string[] | undefined;
 try {
-  app = await loadNativeApp(resolve(env.entrypoint), dispatcher.write);
+  app = await loadNativeApp(env.entrypoint, dispatcher.write);
   const refusal = await app.init(env.app);
   if (refusal !== undefined) die(`${env.entrypoint}: cocaine_init refused to start: ${refusal}`);
   events = await app.events();

@@ -7,6 +7,7 @@
  * serialised and always made from the same thread, as the header promises. The write callback is
  * relayed by koffi to the main thread (the native thread waits for its answer).
  */
+import { resolve } from 'node:path';
 import koffi, { type LibraryHandle } from 'koffi';
 
 export const NATIVE_ABI_VERSION = 1;
@@ -28,7 +29,8 @@ export interface HandleResult {
 }
 
 export interface NativeApp {
-  readonly path: string;
+  /** The entrypoint as the manifest names it. */
+  readonly entrypoint: string;
   /** Runs cocaine_init if exported; resolves with the app's refusal message, or undefined. */
   init(app: string): Promise<string | undefined>;
   /** cocaine_events() split, or undefined when not exported. */
@@ -61,15 +63,17 @@ function cString(buffer: Buffer): string {
 }
 
 /**
- * Loads the shared object, checks its ABI version and required symbols. `write` receives every
- * chunk the app writes, copied, on the main thread.
+ * Loads the shared object (`entrypoint`, relative to the working directory), checks its ABI
+ * version and required symbols. `write` receives every chunk the app writes, copied, on the main
+ * thread.
  */
-export async function loadNativeApp(path: string, write: WriteCallback): Promise<NativeApp> {
+export async function loadNativeApp(entrypoint: string, write: WriteCallback): Promise<NativeApp> {
   let lib: LibraryHandle;
   try {
-    lib = koffi.load(path);
+    // An absolute path: a bare name would make dlopen search the library path instead.
+    lib = koffi.load(resolve(entrypoint));
   } catch (error) {
-    throw new NativeLoadError(`cannot load the shared object ${path}: ${(error as Error).message}`);
+    throw new NativeLoadError(`cannot load the shared object ${entrypoint}: ${(error as Error).message}`);
   }
   const optional = (declaration: string): AsyncFn | undefined => {
     try {
@@ -82,7 +86,7 @@ export async function loadNativeApp(path: string, write: WriteCallback): Promise
     const fn = optional(declaration);
     if (!fn) {
       throw new NativeLoadError(
-        `${path} does not export ${name}, which native ABI ${NATIVE_ABI_VERSION} requires (see cocaine/worker.h)`,
+        `${entrypoint} does not export ${name}, which native ABI ${NATIVE_ABI_VERSION} requires (see cocaine/worker.h)`,
       );
     }
     return fn;
@@ -92,8 +96,8 @@ export async function loadNativeApp(path: string, write: WriteCallback): Promise
   const version = await callAsync<number>(abiVersion);
   if (version !== NATIVE_ABI_VERSION) {
     throw new NativeLoadError(
-      `${path} was built for native ABI ${version}, but this host speaks ABI ${NATIVE_ABI_VERSION}: ` +
-        `rebuild the app against this engine's cocaine/worker.h`,
+      `${entrypoint} was built for native ABI ${version}, but this host speaks ABI ${NATIVE_ABI_VERSION} ` +
+        `(rebuild it against this engine's cocaine/worker.h)`,
     );
   }
   const handleFn = required(
@@ -112,7 +116,7 @@ export async function loadNativeApp(path: string, write: WriteCallback): Promise
   }, koffi.pointer(WriteFn));
 
   return {
-    path,
+    entrypoint,
     async init(app) {
       if (!initFn) return undefined;
       const error = Buffer.alloc(ERROR_BUFFER_SIZE);
