@@ -3,6 +3,7 @@ import { afterAll, beforeAll } from 'vitest';
 import { EXAMPLES } from '../helpers/engine.js';
 import { startDockerd, type Dockerd } from '../helpers/dockerd.js';
 import { buildBaseImage } from '../helpers/docker-images.js';
+import { compileSharedObject } from '../helpers/cc.js';
 import { describeConformance, type ConformanceOptions } from './kit.js';
 
 let dockerd: Dockerd;
@@ -32,3 +33,13 @@ function inDocker(options: Omit<ConformanceOptions, 'isolate' | 'engineArgs' | '
 }
 
 describeConformance(inDocker({ plugin: 'node', appDir: join(EXAMPLES, 'node-conformance'), sessions: 'parallel' }));
+describeConformance(inDocker({ plugin: 'python', appDir: join(EXAMPLES, 'python-conformance'), sessions: 'parallel' }));
+describeConformance(inDocker({ plugin: 'perl', appDir: join(EXAMPLES, 'perl-conformance'), sessions: 'serial' }));
+describeConformance(
+  inDocker({
+    plugin: 'native',
+    appDir: join(EXAMPLES, 'native-echo'),
+    sessions: 'serial',
+    prepare: () => compileSharedObject(join(EXAMPLES, 'native-echo', 'echo.c'), join(EXAMPLES, 'native-echo', 'echo.so')),
+  }),
+);

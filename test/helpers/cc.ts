@@ -5,6 +5,7 @@
  */
 import { execFile, execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
+import { rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { distPath, packageRoot } from '../../engine/util/paths.js';
@@ -21,9 +22,13 @@ export function nativeIncludeDir(): string {
  * compiler's output when it fails (or when there is no `cc`: tests must fail, not skip).
  */
 export async function compileSharedObject(sourceFile: string, outFile: string, includeDir = nativeIncludeDir()): Promise<void> {
+  // Compiled aside, then renamed: test files running in parallel may pack the app meanwhile.
+  const partial = `${outFile}.${process.pid}.${Date.now()}.tmp`;
   try {
-    await run('cc', ['-shared', '-fPIC', '-O2', '-Wall', '-Werror', `-I${includeDir}`, '-o', outFile, sourceFile]);
+    await run('cc', ['-shared', '-fPIC', '-O2', '-Wall', '-Werror', `-I${includeDir}`, '-o', partial, sourceFile]);
+    await rename(partial, outFile);
   } catch (error) {
+    await rm(partial, { force: true });
     const failure = error as Error & { stderr?: string };
     throw new Error(`cc failed to compile ${sourceFile}: ${failure.stderr || failure.message}`);
   }
