@@ -12,7 +12,6 @@ use warnings;
 use Exporter 'import';
 use Socket qw(AF_UNIX SOCK_STREAM pack_sockaddr_un);
 use Time::HiRes ();
-use POSIX ();
 
 our @EXPORT = qw(handler);
 our @EXPORT_OK = qw(heartbeat);
@@ -41,12 +40,9 @@ sub handlers { return {%HANDLERS} }
 
 sub _log { print STDERR "cocaine: $_[0]\n" }
 
-sub _leave {
-    my ($code) = @_;
-    STDOUT->flush;
-    STDERR->flush;
-    POSIX::_exit($code);
-}
+# Exits at once (also from inside a handler: `exit` is not caught by eval). STDOUT and STDERR
+# are unbuffered, so nothing the app printed is lost.
+sub _leave { CORE::exit($_[0]) }
 
 sub _env_seconds {
     my ($name, $default) = @_;
@@ -61,21 +57,17 @@ sub run {
     $HEARTBEAT_S = _env_seconds('COCAINE_HEARTBEAT_MS', 1000);
     $DISOWN_S = _env_seconds('COCAINE_DISOWN_MS', 10000);
     $SIG{PIPE} = 'IGNORE';
-    STDOUT->autoflush(1);
+    # The app's prints reach its logs line by line, and before a crash. (Not STDOUT->autoflush:
+    # the method call loads IO::Handle, which costs more start-up time than the rest.)
+    select((select(STDOUT), $| = 1)[0]);
     socket($SOCK, AF_UNIX, SOCK_STREAM, 0) or do { _log("socket: $!"); _leave(1) };
     connect($SOCK, pack_sockaddr_un($endpoint)) or do { _log("cannot connect to $endpoint: $!"); _leave(1) };
     binmode $SOCK;
 
     _load_app($ENV{COCAINE_ENTRYPOINT} // 'app.pl');
-    my $json = _json();
-    _send(HANDSHAKE, 0, $json->encode({
-        protocol => 1,
-        worker => $ENV{COCAINE_WORKER_ID} // '',
-        pid => $$ + 0,
-        runtime => sprintf('perl %vd', $^V),
-        concurrency => 1,
-        events => [sort keys %HANDLERS],
-    }));
+    _send(HANDSHAKE, 0, sprintf('{"protocol":1,"worker":%s,"pid":%d,"runtime":%s,"concurrency":1,"events":[%s]}',
+        _json_string($ENV{COCAINE_WORKER_ID} // ''), $$, _json_string(sprintf('perl %vd', $^V)),
+        join(',', map { _json_string($_) } sort keys %HANDLERS)));
     $LAST_RECEIVED = Time::HiRes::time();
     $NEXT_BEAT = $LAST_RECEIVED + $HEARTBEAT_S;
     for (;;) {
@@ -86,8 +78,7 @@ sub run {
 
 sub _load_app {
     my ($entrypoint) = @_;
-    require Cwd;
-    my $path = $entrypoint =~ m{^/} ? $entrypoint : Cwd::getcwd() . "/$entrypoint";
+    my $path = $entrypoint =~ m{^/} ? $entrypoint : "./$entrypoint";
     (my $dir = $path) =~ s{/[^/]*$}{};
     unshift @INC, $dir unless grep { $_ eq $dir } @INC;
     my $ok = eval {
@@ -111,9 +102,77 @@ sub _load_app {
     }
 }
 
+# JSON::PP for the app's JSON (json(), hash results), loaded on first use: it takes longer to
+# load than the rest of the runtime. The protocol's own payloads use the small codec below.
 my $JSON;
 sub _json {
     return $JSON //= do { require JSON::PP; JSON::PP->new->utf8->canonical };
+}
+
+sub _json_string {
+    my ($text) = @_;
+    $text =~ s/(["\\])/\\$1/g;
+    $text =~ s/([\x00-\x1f])/sprintf('\\u%04x', ord $1)/ge;
+    utf8::encode($text) if utf8::is_utf8($text);
+    return qq("$text");
+}
+
+my %UNESCAPE = ('"' => '"', '\\' => '\\', '/' => '/', b => "\b", f => "\f", n => "\n", r => "\r", t => "\t");
+
+# Decodes UTF-8 JSON text (objects, arrays, strings, numbers, true/false/null); dies if malformed.
+sub _json_decode {
+    local $_ = $_[0];
+    utf8::decode($_) or die "malformed UTF-8\n";
+    my $value = _json_value();
+    /\G\s*\z/gc or die "trailing text in JSON\n";
+    return $value;
+}
+
+sub _json_value {
+    /\G\s*/gc;
+    if (/\G\{\s*/gc) {
+        my %object;
+        return \%object if /\G\}/gc;
+        do {
+            /\G\s*"/gc or die "expected a JSON key\n";
+            my $key = _json_rest_of_string();
+            /\G\s*:/gc or die "expected ':' in JSON\n";
+            $object{$key} = _json_value();
+            /\G\s*/gc;
+        } while (/\G,/gc);
+        /\G\}/gc or die "expected '}' in JSON\n";
+        return \%object;
+    }
+    if (/\G\[\s*/gc) {
+        my @array;
+        return \@array if /\G\]/gc;
+        do { push @array, _json_value(); /\G\s*/gc } while (/\G,/gc);
+        /\G\]/gc or die "expected ']' in JSON\n";
+        return \@array;
+    }
+    return _json_rest_of_string() if /\G"/gc;
+    return $1 + 0 if /\G(-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?)/gc;
+    return 1 if /\Gtrue/gc;
+    return 0 if /\Gfalse/gc;
+    return undef if /\Gnull/gc;
+    die "unexpected text in JSON\n";
+}
+
+sub _json_rest_of_string {
+    my $string = '';
+    for (;;) {
+        if (/\G([^"\\\x00-\x1f]+)/gc) { $string .= $1 }
+        elsif (/\G"/gc) { return $string }
+        elsif (/\G\\u([0-9a-fA-F]{4})/gc) {
+            my $code = hex $1;
+            if ($code >= 0xD800 && $code <= 0xDBFF && /\G\\u([dD][c-fC-F][0-9a-fA-F]{2})/gc) {
+                $code = 0x10000 + (($code - 0xD800) << 10) + (hex($1) - 0xDC00);
+            }
+            $string .= chr $code;
+        }
+        elsif (/\G\\(["\\\/bfnrt])/gc) { $string .= $UNESCAPE{$1} }
+        else { die "malformed JSON string\n" }
+    }
 }
 
 # Seconds until the next heartbeat or the disown deadline, whichever is first.
@@ -183,26 +242,26 @@ sub _route {
         if ($type == CHUNK) { push @{ $CURRENT->{pending} }, $payload }
         elsif ($type == END_) { $CURRENT->{ended} = 1 }
         elsif ($type == ERROR) {
-            my $code = eval { _json()->decode($payload)->{code} } // 'cancelled';
+            my $code = eval { _json_decode($payload)->{code} } // 'cancelled';
             $CURRENT->{cancelled} = $code;
         }
         return;
     }
-    push @DEFERRED, [$type, $channel, $payload] if $CURRENT;
-    _dispatch($type, $channel, $payload) unless $CURRENT;
+    # Calls start from the main loop, never inside a read (which may itself run in a handler).
+    push @DEFERRED, [$type, $channel, $payload];
 }
 
 sub _dispatch {
     my ($type, $channel, $payload) = @_;
     return unless $type == INVOKE;  # anything else is for a finished channel: dropped
-    my $spec = eval { _json()->decode($payload) };
+    my $spec = eval { _json_decode($payload) };
     unless (ref $spec eq 'HASH' && defined $spec->{event}) {
         _log("protocol error: malformed INVOKE on channel $channel");
         _leave(1);
     }
     my $code = $HANDLERS{ $spec->{event} };
     unless ($code) {
-        _send_json(ERROR, $channel, { code => 'not_found', message => "no handler for event '$spec->{event}'" });
+        _send_error($channel, 'not_found', "no handler for event '$spec->{event}'");
         return;
     }
     my $req = bless {
@@ -211,11 +270,15 @@ sub _dispatch {
     }, 'Cocaine::Request';
     my $res = bless { channel => $channel, req => $req, wrote => 0 }, 'Cocaine::Response';
     $CURRENT = $req;
-    # Frames of this call that arrived while the previous call ran.
+    # This call's frames that arrived with its INVOKE or while the previous call ran.
     my @mine = grep { $_->[1] == $channel } @DEFERRED;
     if (@mine) {
         @DEFERRED = grep { $_->[1] != $channel } @DEFERRED;
         _route(@$_) for @mine;
+    }
+    if ($req->{cancelled}) {  # cancelled before it started: never run
+        $CURRENT = undef;
+        return;
     }
     my $ok = eval {
         my $result = $code->($req, $res);
@@ -228,7 +291,7 @@ sub _dispatch {
     unless ($ok) {
         $error = "$error";
         chomp $error;
-        _send_json(ERROR, $channel, { code => 'handler', message => $error });
+        _send_error($channel, 'handler', $error);
         return;
     }
     _send(END_, $channel, '');
@@ -247,9 +310,9 @@ sub _deliver {
     else { die "a handler returns a string, an array ref of chunks, a code ref iterator or a hash ref (JSON), not a $kind ref\n" }
 }
 
-sub _send_json {
-    my ($type, $channel, $value) = @_;
-    _send($type, $channel, _json()->encode($value));
+sub _send_error {
+    my ($channel, $code, $message) = @_;
+    _send(ERROR, $channel, sprintf('{"code":%s,"message":%s}', _json_string($code), _json_string($message)));
 }
 
 sub _send {
