@@ -45,9 +45,9 @@
  * Crashes
  *   The app runs inside the worker process: a crash (SIGSEGV, abort(), exit()) ends the worker.
  *   The engine fails the running call with UNAVAILABLE and the exit status or signal, keeps the
- *   worker's last output lines as a crashlog, and starts a new worker for the next call. A handler
- *   that never returns and never writes is still heartbeating (the host runs it on another
- *   thread); the engine's deadline cancels the call, so long handlers should poll for it.
+ *   worker's last output lines as a crashlog, and starts a new worker for the next call. A long
+ *   handler does not stop the heartbeats (the host runs it on another thread), but one that ignores
+ *   cancellation keeps its worker busy until it returns: poll write(ctx, NULL, 0).
  *
  * Output
  *   stdout and stderr are captured line by line into the app's logs. stdout is a pipe, so C stdio
