@@ -1,5 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
@@ -42,6 +43,7 @@ export class Engine implements EngineFacade {
   private readonly events: EventRunner;
   private readonly spoolRoot: string;
   private readonly socketDir: string;
+  private readonly runDir: string;
   private clusterNodes: (() => Promise<NodeInfo[]>) | undefined;
   private stopping = false;
   listenAddress = '';
@@ -59,6 +61,7 @@ export class Engine implements EngineFacade {
     this.nodeId = nodeId;
     this.spoolRoot = join(resolve(options.dataDir), 'spool');
     this.socketDir = join(runDir, 's');
+    this.runDir = runDir;
     this.router = new Router((app, logs) => this.createAppEngine(app, logs));
     this.events = new EventRunner(queue, (request) => this.router.invoke(request));
     this.admin = new AppAdmin({
@@ -269,6 +272,7 @@ export class Engine implements EngineFacade {
     await this.isolates.close();
     await this.queue.close();
     await this.storage.close();
+    await rm(this.runDir, { recursive: true, force: true });
   }
 }
 

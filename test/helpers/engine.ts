@@ -32,8 +32,16 @@ export interface StartEngineOptions {
 
 const running = new Set<RunningEngine>();
 
+const tempDirs: string[] = [];
+process.once('exit', () => {
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+});
+
+/** A temporary directory removed when the test process exits. */
 export function tempDir(prefix: string): string {
-  return mkdtempSync(join(tmpdir(), `cocaine-${prefix}-`));
+  const dir = mkdtempSync(join(tmpdir(), `cocaine-${prefix}-`));
+  tempDirs.push(dir);
+  return dir;
 }
 
 /** Starts a real engine process on a free loopback port; resolves when it listens. */
