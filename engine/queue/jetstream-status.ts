@@ -1,0 +1,71 @@
+import { Kvm, type KV } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { EventState, EventStatus } from './types.js';
+
+/** An event's status as kept in KV (result base64), plus where its dead letter is. */
+export interface StoredStatus {
+  id: string;
+  app: string;
+  event: string;
+  state: EventState;
+  attempts: number;
+  maxAttempts: number;
+  lastError?: string;
+  result?: string;
+  resultTruncated: boolean;
+  createdAt: number;
+  updatedAt: number;
+  dlqSeq?: number;
+}
+
+const RETENTION_MS = 7 * 24 * 3600 * 1000;
+
+/** Event statuses in the KV bucket `<prefix>-event-status`: the same seen from every node. */
+export class StatusStore {
+  private constructor(readonly kv: KV) {}
+
+  static async open(nc: NatsConnection, prefix: string, replicas: number): Promise<StatusStore> {
+    return new StatusStore(await new Kvm(nc).create(`${prefix}-event-status`, { replicas, history: 1, ttl: RETENTION_MS }));
+  }
+
+  async get(id: string): Promise<StoredStatus | undefined> {
+    const entry = await this.kv.get(key(id));
+    return entry && entry.operation === 'PUT' && entry.length > 0 ? entry.json<StoredStatus>() : undefined;
+  }
+
+  async put(status: StoredStatus): Promise<void> {
+    await this.kv.put(key(status.id), JSON.stringify({ ...status, updatedAt: Date.now() }));
+  }
+
+  /** Stores only when no status exists yet; false when one does (a repeated client id). */
+  async create(status: StoredStatus): Promise<boolean> {
+    try {
+      await this.kv.create(key(status.id), JSON.stringify(status));
+      return true;
+    } catch {
+      return (await this.get(status.id)) === undefined ? Promise.reject(new Error(`cannot store the status of ${status.id}`)) : false;
+    }
+  }
+}
+
+/** Event ids are any client string: base64url keeps KV keys valid. */
+function key(id: string): string {
+  return /^[A-Za-z0-9_-]+$/.test(id) ? id : `b64_${Buffer.from(id).toString('base64url')}`;
+}
+
+export function toEventStatus(stored: StoredStatus): EventStatus {
+  const status: EventStatus = {
+    id: stored.id,
+    app: stored.app,
+    event: stored.event,
+    state: stored.state,
+    attempts: stored.attempts,
+    maxAttempts: stored.maxAttempts,
+    resultTruncated: stored.resultTruncated,
+    createdAt: stored.createdAt,
+    updatedAt: stored.updatedAt,
+  };
+  if (stored.lastError !== undefined) status.lastError = stored.lastError;
+  if (stored.result !== undefined) status.result = Buffer.from(stored.result, 'base64');
+  return status;
+}

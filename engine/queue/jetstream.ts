@@ -1,0 +1,210 @@
+import {
+  AckPolicy,
+  DeliverPolicy,
+  RetentionPolicy,
+  StorageType,
+  jetstream,
+  jetstreamManager,
+  type JetStreamClient,
+  type JetStreamManager,
+  type JsMsg,
+} from '@nats-io/jetstream';
+import { headers as natsHeaders, nanos, type NatsConnection } from '@nats-io/transport-node';
+import { InvalidInputError, NotFoundError } from '../errors/index.js';
+import { connectNats } from '../nats/connection.js';
+import { newEventId } from './ids.js';
+import { checkEnqueueInput } from './local-records.js';
+import { StatusStore, toEventStatus, type StoredStatus } from './jetstream-status.js';
+import { Header, JetStreamSubscription } from './jetstream-subscription.js';
+import { DEFAULT_QUEUE_OPTIONS, type EnqueueInput, type EnqueueResult, type EventHandler, type EventStatus, type Queue, type QueueOptions, type SubscribeOptions, type Subscription } from './types.js';
+
+export interface JetStreamQueueOptions extends Partial<QueueOptions> {
+  servers: string | string[];
+  prefix?: string;
+  replicas?: number;
+}
+
+/** Durable names and subject tokens cannot hold dots; app names can (`=` never appears in names). */
+const durableToken = (app: string) => app.replaceAll('.', '=');
+
+/**
+ * Fire-and-forget events on NATS JetStream (docs/nats-api.md): a work-queue stream with one durable
+ * consumer per app shared by every node, statuses in KV, failed events in a dead-letter stream.
+ */
+export class JetStreamQueue implements Queue {
+  readonly kind = 'jetstream';
+  private readonly subscriptions = new Set<JetStreamSubscription>();
+  private readonly processing = new Map<string, number>();
+  private closed = false;
+
+  private constructor(
+    private readonly nc: NatsConnection,
+    private readonly js: JetStreamClient,
+    private readonly jsm: JetStreamManager,
+    private readonly statuses: StatusStore,
+    private readonly prefix: string,
+    readonly options: QueueOptions,
+  ) {}
+
+  static async open(options: JetStreamQueueOptions): Promise<JetStreamQueue> {
+    const { servers, prefix = 'cocaine', replicas = 1, ...rest } = options;
+    const queueOptions: QueueOptions = { ...DEFAULT_QUEUE_OPTIONS, ...rest };
+    const nc = await connectNats(servers, { name: 'cocaine-engine queue' });
+    try {
+      const jsm = await jetstreamManager(nc);
+      const upper = prefix.toUpperCase().replace(/[^A-Z0-9_-]/g, '_');
+      await ensureStream(jsm, {
+        name: `${upper}_EVENTS`,
+        subjects: [`${prefix}.events.>`],
+        retention: RetentionPolicy.Workqueue,
+        storage: StorageType.File,
+        num_replicas: replicas,
+        duplicate_window: nanos(120_000),
+      });
+      await ensureStream(jsm, { name: `${upper}_DLQ`, subjects: [`${prefix}.dlq.>`], storage: StorageType.File, num_replicas: replicas });
+      const statuses = await StatusStore.open(nc, prefix, replicas);
+      return new JetStreamQueue(nc, jetstream(nc), jsm, statuses, prefix, queueOptions);
+    } catch (error) {
+      await nc.close();
+      throw error;
+    }
+  }
+
+  private get eventsStream(): string {
+    return `${this.prefix.toUpperCase().replace(/[^A-Z0-9_-]/g, '_')}_EVENTS`;
+  }
+
+  private get dlqStream(): string {
+    return `${this.prefix.toUpperCase().replace(/[^A-Z0-9_-]/g, '_')}_DLQ`;
+  }
+
+  private subject(app: string): string {
+    return `${this.prefix}.events.${app}`;
+  }
+
+  async enqueue(input: EnqueueInput): Promise<EnqueueResult> {
+    const maxAttempts = checkEnqueueInput(input, this.options.defaultMaxAttempts);
+    const id = input.id ?? newEventId();
+    const now = Date.now();
+    const status: StoredStatus = { id, app: input.app, event: input.event, state: 'PENDING', attempts: 0, maxAttempts, resultTruncated: false, createdAt: now, updatedAt: now };
+    let duplicate = false;
+    if (input.id !== undefined) duplicate = !(await this.statuses.create(status));
+    else await this.statuses.put(status);
+    if (duplicate) return { id, duplicate: true };
+    const h = natsHeaders();
+    h.set(Header.id, id);
+    h.set(Header.event, input.event);
+    h.set(Header.maxAttempts, String(maxAttempts));
+    h.set(Header.createdAt, String(now));
+    if (input.notBefore) h.set(Header.notBefore, String(input.notBefore));
+    if (Object.keys(input.headers).length > 0) h.set(Header.headers, JSON.stringify(input.headers));
+    const ack = await this.js.publish(this.subject(input.app), input.data, { msgID: id, headers: h });
+    return { id, duplicate: ack.duplicate };
+  }
+
+  async status(id: string): Promise<EventStatus | undefined> {
+    const stored = await this.statuses.get(id);
+    return stored ? toEventStatus(stored) : undefined;
+  }
+
+  subscribe(app: string, handler: EventHandler, options: SubscribeOptions): Subscription {
+    let subscription: JetStreamSubscription | undefined;
+    let closed = false;
+    const ready = (async () => {
+      const durable = `${this.prefix}-${durableToken(app)}`;
+      await this.jsm.consumers.add(this.eventsStream, {
+        durable_name: durable,
+        ack_policy: AckPolicy.Explicit,
+        deliver_policy: DeliverPolicy.All,
+        filter_subject: this.subject(app),
+        ack_wait: nanos(this.options.ackWaitMs),
+        max_deliver: -1,
+        max_ack_pending: 10_000,
+      });
+      const consumer = await this.js.consumers.get(this.eventsStream, durable);
+      if (closed) return;
+      subscription = new JetStreamSubscription(app, consumer, handler, Math.max(1, options.concurrency), {
+        statuses: this.statuses,
+        options: this.options,
+        processing: this.processing,
+        deadLetter: (msg, status) => this.deadLetter(msg, status),
+      });
+      this.subscriptions.add(subscription);
+    })();
+    return {
+      close: async () => {
+        closed = true;
+        await ready.catch(() => undefined);
+        if (subscription) {
+          this.subscriptions.delete(subscription);
+          await subscription.close();
+        }
+      },
+    };
+  }
+
+  private async deadLetter(msg: JsMsg, status: StoredStatus): Promise<number> {
+    const h = natsHeaders();
+    for (const [key, values] of msg.headers ?? []) h.set(key, values[0] ?? '');
+    h.set('Cocaine-Last-Error', status.lastError ?? '');
+    const ack = await this.js.publish(`${this.prefix}.dlq.${status.app}`, msg.data, { headers: h });
+    return ack.seq;
+  }
+
+  /** Messages of the app in the work stream, less those being handled here (exact on one node). */
+  async depth(app: string): Promise<number> {
+    const subject = this.subject(app);
+    const info = await this.jsm.streams.info(this.eventsStream, { subjects_filter: subject });
+    const stored = info.state.subjects?.[subject] ?? 0;
+    return Math.max(0, stored - (this.processing.get(app) ?? 0));
+  }
+
+  async deadLetters(app?: string): Promise<EventStatus[]> {
+    const info = await this.jsm.streams.info(this.dlqStream);
+    const statuses: EventStatus[] = [];
+    for (let seq = info.state.first_seq; seq <= info.state.last_seq && info.state.messages > 0; seq++) {
+      const message = await this.jsm.streams.getMessage(this.dlqStream, { seq }).catch(() => null);
+      if (!message) continue;
+      if (app !== undefined && message.subject !== `${this.prefix}.dlq.${app}`) continue;
+      const status = await this.status(message.header.get(Header.id) ?? '');
+      if (status && status.state === 'FAILED') statuses.push(status);
+    }
+    return statuses.sort((a, b) => b.updatedAt - a.updatedAt);
+  }
+
+  async redrive(id: string): Promise<EventStatus> {
+    const stored = await this.statuses.get(id);
+    if (!stored) throw new NotFoundError('event_not_found', `no event with id "${id}"`);
+    if (stored.state !== 'FAILED' || stored.dlqSeq === undefined) {
+      throw new InvalidInputError('invalid_argument', `event "${id}" is ${stored.state}: only FAILED events can be redriven`);
+    }
+    const message = await this.jsm.streams.getMessage(this.dlqStream, { seq: stored.dlqSeq });
+    if (!message) throw new NotFoundError('event_not_found', `the dead letter of event "${id}" is gone`);
+    const h = natsHeaders();
+    for (const [key, values] of message.header) if (key !== 'Cocaine-Last-Error') h.set(key, values[0] ?? '');
+    const redriven: StoredStatus = { ...stored, state: 'PENDING', attempts: 0, dlqSeq: undefined };
+    await this.statuses.put(redriven);
+    await this.js.publish(this.subject(stored.app), message.data, { msgID: `${id}:redrive:${Date.now()}`, headers: h });
+    await this.jsm.streams.deleteMessage(this.dlqStream, stored.dlqSeq).catch(() => undefined);
+    return toEventStatus({ ...redriven, updatedAt: Date.now() });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const subscriptions = [...this.subscriptions];
+    this.subscriptions.clear();
+    await Promise.all(subscriptions.map((subscription) => subscription.close()));
+    // Outstanding pulls end within their expiry; messages they bring are given back (nak) first.
+    await Promise.all(subscriptions.map((subscription) => subscription.loop));
+    await this.nc.drain().catch(() => undefined);
+  }
+}
+
+async function ensureStream(jsm: JetStreamManager, config: Parameters<JetStreamManager['streams']['add']>[0]): Promise<void> {
+  try {
+    await jsm.streams.info(config.name as string);
+  } catch {
+    await jsm.streams.add(config);
+  }
+}
