@@ -116,19 +116,10 @@ static int wordcount(const uint8_t *body, size_t len, cocaine_write_fn write, vo
   return reply(write, ctx, text);
 }
 
-/* The headers as "name=value\n" lines. */
-static int headers_event(const char *const *headers, cocaine_write_fn write, void *ctx) {
-  for (size_t i = 0; headers[i] && headers[i + 1]; i += 2) {
-    write(ctx, (const uint8_t *)headers[i], strlen(headers[i]));
-    write(ctx, (const uint8_t *)"=", 1);
-    write(ctx, (const uint8_t *)headers[i + 1], strlen(headers[i + 1]));
-    write(ctx, (const uint8_t *)"\n", 1);
-  }
-  return COCAINE_OK;
-}
-
-int cocaine_handle(const char *event, const char *const *headers, const uint8_t *body, size_t body_len,
-                   cocaine_write_fn write, void *ctx, char *error, size_t error_len) {
+int cocaine_handle(const cocaine_request *req, cocaine_write_fn write, void *ctx, char *error, size_t error_len) {
+  const char *event = req->event;
+  const uint8_t *body = req->body;
+  size_t body_len = req->body_len;
   calls++;
   if (strcmp(event, "echo") == 0) {
     write(ctx, body, body_len);
@@ -167,11 +158,14 @@ int cocaine_handle(const char *event, const char *const *headers, const uint8_t 
     return reply(write, ctx, "done");
   }
   if (strcmp(event, "segv") == 0) {
+    fputs("about to dereference NULL\n", stderr);
+    fflush(stderr);
     volatile int *nowhere = NULL;
     *nowhere = 1;
     return COCAINE_OK;
   }
   if (strcmp(event, "wordcount") == 0) return wordcount(body, body_len, write, ctx);
-  if (strcmp(event, "headers") == 0) return headers_event(headers, write, ctx);
+  /* The headers as the host passes them: a JSON object. */
+  if (strcmp(event, "headers") == 0) return reply(write, ctx, req->headers_json);
   return COCAINE_NOT_FOUND;
 }

@@ -59,8 +59,9 @@ describe('native apps through the engine', () => {
       join(brokenDir, 'app.c'),
       `#include <cocaine/worker.h>
 int cocaine_abi_version(void) { return 999; }
-int cocaine_handle(const char *event, const char *const *headers, const uint8_t *body, size_t body_len,
-                   cocaine_write_fn write, void *ctx, char *error, size_t error_len) { return COCAINE_NOT_FOUND; }
+int cocaine_handle(const cocaine_request *req, cocaine_write_fn write, void *ctx, char *error, size_t error_len) {
+  return COCAINE_NOT_FOUND;
+}
 `,
     );
     await compileSharedObject(join(brokenDir, 'app.c'), join(brokenDir, 'app.so'));

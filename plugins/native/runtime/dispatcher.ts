@@ -11,7 +11,7 @@ import type { Wire } from './wire.js';
 interface Invocation {
   channel: number;
   event: string;
-  headers: string[];
+  headersJson: string;
   body: Buffer[];
   bodyBytes: number;
   ended: boolean;
@@ -47,9 +47,10 @@ export class Dispatcher {
       if (this.invocations.has(channel)) throw new Error(`INVOKE on channel ${channel}, which is already open`);
       const invoke = JSON.parse(frame.payload.toString('utf8')) as InvokePayload;
       if (typeof invoke.event !== 'string') throw new Error(`INVOKE on channel ${channel} has no event name`);
-      const headers: string[] = [];
-      for (const [name, value] of Object.entries(invoke.headers ?? {})) headers.push(name.toLowerCase(), String(value));
-      this.invocations.set(channel, { channel, event: invoke.event, headers, body: [], bodyBytes: 0, ended: false, cancelled: false });
+      const headers: Record<string, string> = Object.create(null) as Record<string, string>;
+      for (const [name, value] of Object.entries(invoke.headers ?? {})) headers[name.toLowerCase()] = String(value);
+      const headersJson = JSON.stringify(headers);
+      this.invocations.set(channel, { channel, event: invoke.event, headersJson, body: [], bodyBytes: 0, ended: false, cancelled: false });
       this.queue.push(channel);
       return;
     }
@@ -100,7 +101,7 @@ export class Dispatcher {
     invocation.body = [];
     let error: ErrorPayload | undefined;
     try {
-      const result = await app.handle(invocation.event, invocation.headers, body, invocation.channel);
+      const result = await app.handle(invocation.event, invocation.headersJson, body, invocation.channel);
       if (result.code === HANDLER_NOT_FOUND) {
         error = { code: 'not_found', message: result.message || `no handler for event '${invocation.event}'` };
       } else if (result.code !== HANDLER_OK) {

@@ -35,8 +35,8 @@ export interface NativeApp {
   init(app: string): Promise<string | undefined>;
   /** cocaine_events() split, or undefined when not exported. */
   events(): Promise<string[] | undefined>;
-  /** headers: flat [name, value, ...]; ctx: the invocation's channel, passed back to write. */
-  handle(event: string, headers: string[], body: Buffer, ctx: number): Promise<HandleResult>;
+  /** headersJson: the headers as a JSON object; ctx: the invocation's channel, passed back to write. */
+  handle(event: string, headersJson: string, body: Buffer, ctx: number): Promise<HandleResult>;
   /** Runs cocaine_shutdown if exported. */
   shutdown(): Promise<void>;
 }
@@ -48,6 +48,12 @@ export class NativeLoadError extends Error {}
 koffi.config({ ...koffi.config(), async_stack_size: 8 * 1024 * 1024, async_heap_size: 1024 * 1024 });
 
 const WriteFn = koffi.proto('int cocaine_write_fn(void *ctx, const uint8_t *data, size_t len)');
+koffi.struct('cocaine_request', {
+  event: 'const char *',
+  body: 'const uint8_t *',
+  body_len: 'size_t',
+  headers_json: 'const char *',
+});
 
 type AsyncFn = { async: (...args: unknown[]) => void };
 
@@ -102,8 +108,7 @@ export async function loadNativeApp(entrypoint: string, write: WriteCallback): P
   }
   const handleFn = required(
     'cocaine_handle',
-    'int cocaine_handle(const char *event, const char **headers, const uint8_t *body, size_t body_len, ' +
-      'cocaine_write_fn *write, void *ctx, uint8_t *error, size_t error_len)',
+    'int cocaine_handle(const cocaine_request *req, cocaine_write_fn *write, void *ctx, uint8_t *error, size_t error_len)',
   );
   const initFn = optional('int cocaine_init(const char *app, uint8_t *error, size_t error_len)');
   const eventsFn = optional('const char *cocaine_events(void)');
@@ -133,21 +138,11 @@ export async function loadNativeApp(entrypoint: string, write: WriteCallback): P
         .map((name) => name.trim())
         .filter((name) => name !== '');
     },
-    async handle(event, headers, body, ctx) {
+    async handle(event, headersJson, body, ctx) {
       const error = Buffer.alloc(ERROR_BUFFER_SIZE);
       // A zero-length body is still a valid pointer, as the header promises.
-      const data = body.length > 0 ? body : Buffer.alloc(1);
-      const code = await callAsync<number>(
-        handleFn,
-        event,
-        [...headers, null],
-        data,
-        body.length,
-        writeCallback,
-        BigInt(ctx),
-        error,
-        error.length,
-      );
+      const request = { event, body: body.length > 0 ? body : Buffer.alloc(1), body_len: body.length, headers_json: headersJson };
+      const code = await callAsync<number>(handleFn, request, writeCallback, BigInt(ctx), error, error.length);
       return { code, message: cString(error) };
     },
     async shutdown() {

@@ -7,10 +7,8 @@
  * The app never sees sockets or frames.
  *
  *   required  int          cocaine_abi_version(void);
- *   required  int          cocaine_handle(const char *event, const char *const *headers,
- *                                         const uint8_t *body, size_t body_len,
- *                                         cocaine_write_fn write, void *ctx,
- *                                         char *error, size_t error_len);
+ *   required  int          cocaine_handle(const cocaine_request *req, cocaine_write_fn write,
+ *                                         void *ctx, char *error, size_t error_len);
  *   optional  int          cocaine_init(const char *app, char *error, size_t error_len);
  *   optional  const char  *cocaine_events(void);
  *   optional  void         cocaine_shutdown(void);
@@ -35,11 +33,12 @@
  *   The worker declares concurrency 1, so the engine sends it one invocation at a time; run more
  *   workers (the profile's pool-limit) to serve calls in parallel. Global state persists across
  *   calls for the life of the worker process. `write` must be called from the thread that is
- *   running cocaine_handle, while it runs; never keep it or `ctx` after returning.
+ *   running cocaine_handle, while it runs; never keep it or `ctx` after returning. Threads the app
+ *   starts itself must not call `write`.
  *
  * Memory
- *   Everything the host passes (event, headers, body, error buffer) is owned by the host and valid
- *   only during the call. `write` copies `data` before returning, so the app may reuse or free its
+ *   Everything the host passes (the request and the strings and body it points to, the error
+ *   buffer) is owned by the host and valid only during the call: copy what you want to keep. `write` copies `data` before returning, so the app may reuse or free its
  *   buffer at once. The string returned by cocaine_events() must stay valid (a literal or static).
  *
  * Crashes
@@ -80,8 +79,10 @@ extern "C" {
  * Sends one chunk of the result to the caller, in order. The data is copied before it returns.
  * A zero-length write sends nothing and only reports whether the call was cancelled: handlers
  * that run for long poll it (`if (write(ctx, NULL, 0)) return COCAINE_ERROR;`).
- * A write may block for a while when the caller reads slower than the app writes (backpressure).
- * Once it returned COCAINE_CANCELLED, further writes are dropped; whatever cocaine_handle returns
+ * Each write waits for the host's main thread to take the chunk (microseconds, as a rule), so
+ * thousands of small writes cost more than a few large ones. The host queues chunks until the
+ * engine reads them: a handler that writes far faster than the caller reads grows the worker's
+ * memory. Once it returned COCAINE_CANCELLED, further writes are dropped; whatever cocaine_handle returns
  * then is ignored.
  */
 typedef int (*cocaine_write_fn)(void *ctx, const uint8_t *data, size_t len);
@@ -99,21 +100,33 @@ int cocaine_init(const char *app, char *error, size_t error_len);
 const char *cocaine_events(void);
 
 /*
+ * One invocation, as cocaine_handle() receives it.
+ *   event         the event name (UTF-8, NUL-terminated).
+ *   body          the whole request body: the host collects the streamed body until its end
+ *                 before calling. Not NUL-terminated; body_len may be 0 (body is then still a
+ *                 valid pointer, to nothing you may read).
+ *   headers_json  the invocation's headers as a JSON object of strings, names lower-case,
+ *                 e.g. {"x-trace":"abc"}; "{}" when there are none. NUL-terminated UTF-8.
+ */
+typedef struct {
+  const char *event;
+  const uint8_t *body;
+  size_t body_len;
+  const char *headers_json;
+} cocaine_request;
+
+/*
  * Handles one invocation. Required.
- *   event      the event name (UTF-8, NUL-terminated).
- *   headers    the invocation's headers as a NULL-terminated array of name/value pairs:
- *              { "name1", "value1", "name2", "value2", ..., NULL }; names are lower-case.
- *   body       the whole request body: the host collects the streamed body until its end
- *              before calling. body_len may be 0 (body is then a valid, empty buffer).
+ *   req        the request (see cocaine_request); host-owned, valid until this returns.
  *   write, ctx send result chunks (see cocaine_write_fn); pass `ctx` back unchanged.
  *   error      buffer for the message of a failure, NUL-terminated, at most error_len bytes
- *              (zero-filled on entry; 4096 bytes at least).
- * Returns COCAINE_OK, COCAINE_NOT_FOUND, or COCAINE_ERROR (any other value is an error too).
- * On an error the call ends with `error` (or "handler returned <n>" when it is empty) after the
- * chunks already written, which the caller may have received.
+ *              (zero-filled on entry; 4096 bytes).
+ * Returns COCAINE_OK (0): success, the chunks written are the result;
+ *         COCAINE_NOT_FOUND (1): no such event, the caller gets NOT_FOUND;
+ *         COCAINE_ERROR (2, or any other value): failure, the caller gets `error` (or
+ *         "handler returned <n>" when it is empty), after the chunks already written.
  */
-int cocaine_handle(const char *event, const char *const *headers, const uint8_t *body, size_t body_len,
-                   cocaine_write_fn write, void *ctx, char *error, size_t error_len);
+int cocaine_handle(const cocaine_request *req, cocaine_write_fn write, void *ctx, char *error, size_t error_len);
 
 /* Optional. Called once when the engine stops the worker gracefully. */
 void cocaine_shutdown(void);
