@@ -12,7 +12,21 @@ import { startPeer, type Peer, type PeerOptions } from '../helpers/protocol-peer
 
 const ECHO_SOURCE = join(packageRoot(), 'examples/native-echo/echo.c');
 
-const BROKEN_APPS: Record<string, string> = {
+const APPS: Record<string, string> = {
+  // One write of N bytes (N from the body), larger than a frame may carry.
+  'one-write.c': `
+#include <cocaine/worker.h>
+#include <stdlib.h>
+int cocaine_abi_version(void) { return COCAINE_NATIVE_ABI_VERSION; }
+int cocaine_handle(const cocaine_request *req, cocaine_write_fn write, void *ctx, char *error, size_t error_len) {
+  size_t n = (size_t)strtoul((const char *)req->body, NULL, 10);
+  uint8_t *data = malloc(n);
+  for (size_t i = 0; i < n; i++) data[i] = (uint8_t)(i % 251);
+  write(ctx, data, n);
+  free(data);
+  return COCAINE_OK;
+}
+`,
   'abi999.c': `
 #include <cocaine/worker.h>
 int cocaine_abi_version(void) { return 999; }
@@ -70,7 +84,7 @@ beforeAll(async () => {
   host = nativeRuntimeHost();
   dir = mkdtempSync(join(tmpdir(), 'cocaine-native-'));
   await compileSharedObject(ECHO_SOURCE, join(dir, 'echo.so'));
-  for (const [file, source] of Object.entries(BROKEN_APPS)) {
+  for (const [file, source] of Object.entries(APPS)) {
     writeFileSync(join(dir, file), source);
     await compileSharedObject(join(dir, file), join(dir, file.replace(/\.c$/, '.so')));
   }
@@ -205,6 +219,21 @@ describe('native host: calls', () => {
     expect(text(result.chunks)).toBe('ok');
     await until('both lines', () => peer.stdout.includes('hello stdout') && peer.stderr.includes('hello stderr'));
   });
+});
+
+describe('native host: one write larger than a frame', () => {
+  it('splits it into chunks of at most 64 MiB, in order', async () => {
+    const peer = await start('one-write.so');
+    await peer.handshake;
+    const size = 64 * 1024 * 1024 + 1000;
+    // The body is NUL-terminated for strtoul by the trailing zero byte.
+    const result = await peer.invoke('any', Buffer.from(`${size}\0`));
+    expect(result.error).toBeUndefined();
+    expect(result.chunks.map((chunk) => chunk.length)).toEqual([64 * 1024 * 1024, 1000]);
+    const last = result.chunks[1];
+    expect(last[999]).toBe((size - 1) % 251);
+    expect(result.chunks[0][64 * 1024 * 1024 - 1]).toBe((64 * 1024 * 1024 - 1) % 251);
+  }, 30_000);
 });
 
 describe('native host: crashes and stops', () => {

@@ -4,7 +4,7 @@
  * END or ERROR. A cancelled channel makes the app's next write return COCAINE_CANCELLED, and
  * nothing more is sent on it.
  */
-import { FrameType, type ErrorPayload, type Frame, type InvokePayload } from '../../../engine/protocol/frames.js';
+import { FrameType, MAX_FRAME_PAYLOAD, type ErrorPayload, type Frame, type InvokePayload } from '../../../engine/protocol/frames.js';
 import { HANDLER_NOT_FOUND, HANDLER_OK, WRITE_CANCELLED, WRITE_OK, type NativeApp } from './library.js';
 import type { Wire } from './wire.js';
 
@@ -37,7 +37,11 @@ export class Dispatcher {
   readonly write = (channel: number, data: Buffer | undefined): number => {
     const invocation = this.running;
     if (!invocation || invocation.channel !== channel || invocation.cancelled) return WRITE_CANCELLED;
-    if (data) this.wire.send(FrameType.CHUNK, channel, data);
+    if (!data) return WRITE_OK;
+    // One write larger than a frame may carry becomes several chunks, in order.
+    for (let offset = 0; offset < data.length; offset += MAX_FRAME_PAYLOAD) {
+      this.wire.send(FrameType.CHUNK, channel, data.subarray(offset, offset + MAX_FRAME_PAYLOAD));
+    }
     return WRITE_OK;
   };
 
