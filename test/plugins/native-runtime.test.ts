@@ -169,6 +169,11 @@ describe('native host: calls', () => {
     expect(result.error?.message).toContain('no-such-event');
   });
 
+  it('counts the words of the body (wordcount)', async () => {
+    expect(text((await peer.invoke('wordcount', '  the quick\tbrown\n\nfox  ')).chunks)).toBe('4');
+    expect(text((await peer.invoke('wordcount')).chunks)).toBe('0');
+  });
+
   it('keeps static state across calls', async () => {
     const values = [];
     for (let i = 0; i < 3; i++) values.push(Number(text((await peer.invoke('counter')).chunks)));

@@ -38,8 +38,9 @@
  *
  * Memory
  *   Everything the host passes (the request and the strings and body it points to, the error
- *   buffer) is owned by the host and valid only during the call: copy what you want to keep. `write` copies `data` before returning, so the app may reuse or free its
- *   buffer at once. The string returned by cocaine_events() must stay valid (a literal or static).
+ *   buffer) is owned by the host and valid only during the call: copy what you want to keep.
+ *   `write` copies `data` before returning, so the app may reuse or free its buffer at once.
+ *   The string returned by cocaine_events() must stay valid (a literal or static).
  *
  * Crashes
  *   The app runs inside the worker process: a crash (SIGSEGV, abort(), exit()) ends the worker.
@@ -80,10 +81,11 @@ extern "C" {
  * A zero-length write sends nothing and only reports whether the call was cancelled: handlers
  * that run for long poll it (`if (write(ctx, NULL, 0)) return COCAINE_ERROR;`).
  * Each write waits for the host's main thread to take the chunk (microseconds, as a rule), so
- * thousands of small writes cost more than a few large ones. The host queues chunks until the
- * engine reads them: a handler that writes far faster than the caller reads grows the worker's
- * memory. Once it returned COCAINE_CANCELLED, further writes are dropped; whatever cocaine_handle returns
- * then is ignored.
+ * thousands of small writes cost more than a few large ones. A write larger than a protocol frame
+ * (64 MiB) reaches the caller as several chunks. The host queues chunks until the engine reads
+ * them: a handler that writes far faster than the caller reads grows the worker's memory.
+ * Once it returned COCAINE_CANCELLED, further writes are dropped; whatever cocaine_handle
+ * returns then is ignored.
  */
 typedef int (*cocaine_write_fn)(void *ctx, const uint8_t *data, size_t len);
 
