@@ -1,7 +1,6 @@
 # The events every language's conformance app implements (test/conformance/kit.ts drives them).
 use strict;
 use warnings;
-use POSIX ();
 use Time::HiRes ();
 use Cocaine::Worker;
 
@@ -19,6 +18,7 @@ handler stream => sub {
     return sub { $i < $count ? $i++ : undef };
 };
 
+# Each body chunk is answered as it arrives, before the body has ended.
 handler upper => sub {
     my ($req, $res) = @_;
     $req->each_chunk(sub { $res->write(uc $_[0]) });
@@ -41,15 +41,24 @@ handler counter => sub {
     return ++$calls;
 };
 
+# Sleeps in 10 ms steps; $req->cancelled reads what the engine sent (and heartbeats when due),
+# so a cancel stops it within a step.
 handler sleep => sub {
     my ($req) = @_;
-    my $ms = $req->body || 0;
-    print STDERR "sleep cancelled\n" if $req->sleep($ms / 1000);
+    my $until = Time::HiRes::time() + ($req->body || 0) / 1000;
+    while (Time::HiRes::time() < $until) {
+        if (my $code = $req->cancelled) {
+            print STDERR "sleep cancelled ($code)\n";
+            return;
+        }
+        Time::HiRes::sleep(0.01);
+    }
     return 'slept';
 };
 
 handler crash => sub {
     print STDERR "about to crash\n";
+    require POSIX;  # here, not at the top: loading POSIX would double the worker's start-up time
     POSIX::_exit(3);
 };
 

@@ -18,10 +18,10 @@ const plugin: Plugin = {
   runtimeDir: join(packageRoot(), 'plugins', 'perl', 'runtime'),
   launch(context: WorkerLaunchContext): LaunchSpec {
     if (context.placement === 'container') {
-      return { command: 'perl', args: [posix.join(context.pluginDir, ENTRY)], env: {} };
+      return { command: 'perl', args: [`-I${context.pluginDir}`, posix.join(context.pluginDir, ENTRY)], env: {} };
     }
     // Resolved on the first launch, not at load: an engine without Perl still serves other plugins.
-    return { command: resolveInterpreter('perl'), args: [join(context.pluginDir, ENTRY)], env: {} };
+    return { command: resolveInterpreter('perl'), args: [`-I${context.pluginDir}`, join(context.pluginDir, ENTRY)], env: {} };
   },
   dockerfile(baseImage: string): string {
     return [`FROM ${baseImage}`, 'COPY . /app', 'WORKDIR /app', ''].join('\n');

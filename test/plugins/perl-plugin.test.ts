@@ -24,10 +24,10 @@ describe('perl plugin', () => {
   it("launches the real perl on the host and the image's perl in a container", () => {
     expect(perlPlugin.launch(context('host'))).toEqual({
       command: realpathSync('/usr/bin/perl'),
-      args: [join(perlPlugin.runtimeDir, 'cocaine_worker.pl')],
+      args: [`-I${perlPlugin.runtimeDir}`, join(perlPlugin.runtimeDir, 'cocaine_worker.pl')],
       env: {},
     });
-    expect(perlPlugin.launch(context('container'))).toEqual({ command: 'perl', args: ['/cocaine/plugin/cocaine_worker.pl'], env: {} });
+    expect(perlPlugin.launch(context('container'))).toEqual({ command: 'perl', args: ['-I/cocaine/plugin', '/cocaine/plugin/cocaine_worker.pl'], env: {} });
     expect(perlPlugin.dockerfile!('debian:12')).toBe('FROM debian:12\nCOPY . /app\nWORKDIR /app\n');
   });
 });

@@ -51,6 +51,22 @@ handler busy => sub {
     return 'done';
 };
 handler badref => sub { return \\1 };
+handler parts => sub {
+    my ($req) = @_;
+    my $chunks = $req->chunks;
+    return join('|', @$chunks) . ' = ' . $req->body . ' (' . scalar(@$chunks) . ')';
+};
+handler streamed_then_body => sub {
+    my ($req) = @_;
+    $req->each_chunk(sub {});
+    return $req->body;
+};
+handler nap => sub {
+    my ($req) = @_;
+    my $code = $req->sleep(5);
+    print STDERR "nap: ", ($code // 'full'), "\n";
+    return;
+};
 `;
 
 let perl: string;
@@ -180,7 +196,19 @@ describe('perl runtime: the conformance events', () => {
     // The next call is answered only once the cancelled one stopped (one call at a time).
     expect(await peer.invoke('echo', 'next')).toEqual({ chunks: [Buffer.from('next')] });
     expect(Date.now() - started).toBeLessThan(1000);
-    await waitFor(() => peer.stderr.includes('sleep cancelled'));
+    await waitFor(() => peer.stderr.includes('sleep cancelled (deadline)'));
+  });
+
+  it('never runs a call cancelled before its handler started', async () => {
+    const peer = await worker();
+    await peer.handshake;
+    // The worker is busy for 200 ms: the second call's INVOKE and its cancel wait in the socket.
+    const busy = peer.invoke('concurrent');
+    const cancelled = peer.invokeStream('counter');
+    cancelled.end();
+    peer.cancel(cancelled.channel);
+    expect(text((await busy).chunks)).toBe('done');
+    expect(text((await peer.invoke('counter')).chunks)).toBe('1');
   });
 
   it("keeps the app's stdout and stderr out of the protocol", async () => {
@@ -277,6 +305,26 @@ describe('perl runtime: the app API beyond the conformance events', () => {
     expect(JSON.parse(text((await peer.invoke('json', '{"n":21}')).chunks))).toEqual({ doubled: 42 });
     expect(text((await peer.invoke('unicode')).chunks)).toBe('café ☺');
     expect(text((await peer.invoke('tally', ['a', 'bb', 'ccc'])).chunks)).toBe('6/3');
+  });
+
+  it('keeps the body chunks as received, and joins them for body', async () => {
+    const peer = await worker({ cwd: fixtureDir });
+    expect(text((await peer.invoke('parts', ['ab', '', 'c\u0000d', 'ef'])).chunks)).toBe('ab||c\u0000d|ef = abc\u0000def (4)');
+    expect(text((await peer.invoke('parts')).chunks)).toBe(' =  (0)');
+    const { error } = await peer.invoke('streamed_then_body', ['x', 'y']);
+    expect(error).toEqual({ code: 'handler', message: 'the body was already read by each_chunk: chunks and body are not kept then' });
+  });
+
+  it('$req->sleep returns the cancel code early', async () => {
+    const peer = await worker({ cwd: fixtureDir });
+    await peer.handshake;
+    const stream = peer.invokeStream('nap');
+    stream.end();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const started = Date.now();
+    peer.cancel(stream.channel);
+    await waitFor(() => peer.stderr.includes('nap: cancelled'));
+    expect(Date.now() - started).toBeLessThan(1000);
   });
 
   it('stops a handler that writes forever once cancelled', async () => {
