@@ -14,7 +14,7 @@ export async function openBackends(options: EngineOptions, dataDir: string): Pro
     storage = await NatsStorage.open({ servers: natsServers(options.storage), prefix: options.natsPrefix, replicas: options.natsReplicas });
   }
   let queue: Queue;
-  const queueOptions = { defaultMaxAttempts: options.maxAttempts, retryBaseDelayMs: options.retryBaseDelayMs };
+  const queueOptions = { defaultMaxAttempts: options.maxAttempts, retryBaseDelayMs: options.retryBaseDelayMs, ackWaitMs: options.ackWaitMs };
   try {
     if (options.queue === 'local') {
       const { LocalQueue } = await import('./queue/local.js');

@@ -30,6 +30,8 @@ export interface EngineOptions {
   /** Fire-and-forget defaults. */
   maxAttempts: number;
   retryBaseDelayMs: number;
+  /** A queued event whose node went silent this long is redelivered to another node. */
+  ackWaitMs: number;
   logLevel: string;
 }
 
@@ -51,6 +53,7 @@ export const DEFAULT_ENGINE_OPTIONS: Readonly<EngineOptions> = Object.freeze({
   maxMessageBytes: 64 * 1024 * 1024,
   maxAttempts: 5,
   retryBaseDelayMs: 200,
+  ackWaitMs: 60_000,
   logLevel: 'info',
 });
 
@@ -72,6 +75,7 @@ const ENV: Record<string, keyof EngineOptions> = {
   COCAINE_MAX_MESSAGE_BYTES: 'maxMessageBytes',
   COCAINE_MAX_ATTEMPTS: 'maxAttempts',
   COCAINE_RETRY_BASE_DELAY_MS: 'retryBaseDelayMs',
+  COCAINE_ACK_WAIT_MS: 'ackWaitMs',
   COCAINE_LOG_LEVEL: 'logLevel',
 };
 

@@ -1,5 +1,6 @@
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { withRetry } from '../nats/retry.js';
 import type { EventState, EventStatus } from './types.js';
 
 /** An event's status as kept in KV (result base64), plus where its dead letter is. */
@@ -29,12 +30,13 @@ export class StatusStore {
   }
 
   async get(id: string): Promise<StoredStatus | undefined> {
-    const entry = await this.kv.get(key(id));
+    const entry = await withRetry(`reading the status of ${id}`, () => this.kv.get(key(id)));
     return entry && entry.operation === 'PUT' && entry.length > 0 ? entry.json<StoredStatus>() : undefined;
   }
 
   async put(status: StoredStatus): Promise<void> {
-    await this.kv.put(key(status.id), JSON.stringify({ ...status, updatedAt: Date.now() }));
+    const value = JSON.stringify({ ...status, updatedAt: Date.now() });
+    await withRetry(`storing the status of ${status.id}`, () => this.kv.put(key(status.id), value));
   }
 
   /** Stores only when no status exists yet; false when one does (a repeated client id). */

@@ -1,6 +1,7 @@
 import type { Consumer, JsMsg } from '@nats-io/jetstream';
 import { retryDelayMs } from './backoff.js';
 import { checkOutcome } from './local-records.js';
+import { LEASE_EXPIRED_ERROR } from './local.js';
 import type { StatusStore, StoredStatus } from './jetstream-status.js';
 import type { EventHandler, HandlerOutcome, QueueOptions, QueuedEvent, Subscription } from './types.js';
 
@@ -11,6 +12,7 @@ export const Header = {
   notBefore: 'Cocaine-Not-Before',
   createdAt: 'Cocaine-Created',
   headers: 'Cocaine-Headers',
+  redriven: 'Cocaine-Redriven',
 } as const;
 
 export interface SubscriptionCore {
@@ -19,6 +21,8 @@ export interface SubscriptionCore {
   /** Publishes the dead-letter copy; returns its sequence in the DLQ stream. */
   deadLetter(msg: JsMsg, status: StoredStatus): Promise<number>;
   processing: Map<string, number>;
+  /** True once the NATS connection is closed for good: the pull loop ends. */
+  connectionClosed(): boolean;
 }
 
 const FETCH_EXPIRES_MS = 1_000;
@@ -47,34 +51,46 @@ export class JetStreamSubscription implements Subscription {
   }
 
   private async run(): Promise<void> {
-    while (!this.closed) {
-      if (this.inFlight >= this.concurrency) {
+    while (!this.closed && !this.core.connectionClosed()) {
+      // Pull in batches (a quarter of the slots at least) rather than one message per freed slot.
+      if (this.inFlight > this.concurrency - Math.ceil(this.concurrency / 4)) {
         await new Promise<void>((resolve) => (this.slotWaiter = resolve));
         continue;
       }
-      let messages;
       try {
-        messages = await this.consumer.fetch({ max_messages: this.concurrency - this.inFlight, expires: FETCH_EXPIRES_MS });
+        const messages = await this.consumer.fetch({ max_messages: this.concurrency - this.inFlight, expires: FETCH_EXPIRES_MS });
+        for await (const msg of messages) this.dispatch(msg);
       } catch {
+        // A failover (server stopped, leader moving): pull again shortly.
         await new Promise((resolve) => setTimeout(resolve, 250));
-        continue;
-      }
-      for await (const msg of messages) {
-        if (this.closed) {
-          msg.nak();
-          continue;
-        }
-        this.inFlight++;
-        const work = this.handle(msg).finally(() => {
-          this.inFlight--;
-          this.settled.delete(work);
-          const waiter = this.slotWaiter;
-          this.slotWaiter = undefined;
-          waiter?.();
-        });
-        this.settled.add(work);
       }
     }
+  }
+
+  private dispatch(msg: JsMsg): void {
+    if (this.closed) {
+      msg.nak(); // pulled after close: give it straight back
+      return;
+    }
+    this.inFlight++;
+    const work = this.handle(msg)
+      .catch(() => {
+        // NATS failed us mid-way (a failover longer than the retries): the event comes back, by
+        // this nak or, when the connection is gone, after ack wait.
+        try {
+          msg.nak(1_000);
+        } catch {
+          // closed connection
+        }
+      })
+      .finally(() => {
+        this.inFlight--;
+        this.settled.delete(work);
+        const waiter = this.slotWaiter;
+        this.slotWaiter = undefined;
+        waiter?.();
+      });
+    this.settled.add(work);
   }
 
   private async handle(msg: JsMsg): Promise<void> {
@@ -83,47 +99,66 @@ export class JetStreamSubscription implements Subscription {
     const notBefore = Number(headers?.get(Header.notBefore) || 0);
     const now = Date.now();
     if (notBefore > now) {
+      // Server 2.9 has no scheduled delivery: hold the message in ack-pending until it is due.
       msg.nak(notBefore - now);
       return;
     }
     const { statuses, options } = this.core;
-    const previous = await statuses.get(id);
+    // A first delivery has only its PENDING status from enqueue (one KV read saved per event);
+    // redeliveries and redriven copies read what earlier attempts left.
+    const previous = msg.redelivered || headers?.has(Header.redriven) ? await statuses.get(id) : undefined;
     if (previous && (previous.state === 'COMPLETED' || previous.state === 'FAILED')) {
-      msg.ack(); // a redelivery of an event already settled (its ack was lost)
+      await msg.ackAck(); // a redelivery of an event already settled (its ack was lost)
       return;
     }
     const maxAttempts = Number(headers?.get(Header.maxAttempts) || options.defaultMaxAttempts);
     const createdAt = Number(headers?.get(Header.createdAt) || now);
     const event = headers?.get(Header.event) ?? '';
-    const base: StoredStatus = previous ?? { id, app: this.app, event, state: 'PENDING', attempts: 0, maxAttempts, resultTruncated: false, createdAt, updatedAt: now };
+    let base: StoredStatus = previous ?? { id, app: this.app, event, state: 'PENDING', attempts: 0, maxAttempts, resultTruncated: false, createdAt, updatedAt: now };
+    if (previous?.state === 'PROCESSING') {
+      // Redelivered after ack wait: the node that ran it died (or lost NATS); that attempt counts.
+      base = { ...previous, lastError: LEASE_EXPIRED_ERROR };
+      if (previous.attempts >= previous.maxAttempts) {
+        await this.settle(msg, base, { kind: 'failed', error: LEASE_EXPIRED_ERROR, retry: false });
+        return;
+      }
+    }
     const attempt = base.attempts + 1;
     await statuses.put({ ...base, state: 'PROCESSING', attempts: attempt });
-    this.core.processing.set(this.app, (this.core.processing.get(this.app) ?? 0) + 1);
+    const processing = this.core.processing;
+    processing.set(this.app, (processing.get(this.app) ?? 0) + 1);
+    try {
+      const outcome = await this.runHandler(msg, { id, app: this.app, event, data: Buffer.from(msg.data), headers: {}, attempt, maxAttempts, createdAt });
+      await this.settle(msg, { ...base, attempts: attempt }, outcome);
+    } finally {
+      // Only now: until the ack is confirmed the message is still in the stream (see depth()).
+      processing.set(this.app, (processing.get(this.app) ?? 1) - 1);
+    }
+  }
+
+  private async runHandler(msg: JsMsg, queued: QueuedEvent): Promise<HandlerOutcome> {
     const controller = new AbortController();
     this.controllers.add(controller);
-    const working = setInterval(() => msg.working(), Math.max(100, options.ackWaitMs / 3));
+    // Keeps the delivery ours while the handler runs: redelivery only happens when this node is gone.
+    const working = setInterval(() => {
+      try {
+        msg.working();
+      } catch {
+        // the connection closed under the handler: the event is redelivered elsewhere after ack wait
+      }
+    }, Math.max(100, this.core.options.ackWaitMs / 3));
     let outcome: HandlerOutcome;
     try {
-      const queued: QueuedEvent = {
-        id,
-        app: this.app,
-        event,
-        data: Buffer.from(msg.data),
-        headers: JSON.parse(headers?.get(Header.headers) || '{}') as Record<string, string>,
-        attempt,
-        maxAttempts,
-        createdAt,
-      };
+      queued.headers = JSON.parse(msg.headers?.get(Header.headers) || '{}') as Record<string, string>;
       outcome = checkOutcome(await this.handler(queued, controller.signal));
     } catch (error) {
       outcome = { kind: 'failed', error: (error as Error)?.message ?? String(error), retry: true };
     } finally {
       clearInterval(working);
       this.controllers.delete(controller);
-      this.core.processing.set(this.app, (this.core.processing.get(this.app) ?? 1) - 1);
     }
     if (controller.signal.aborted && outcome.kind !== 'completed') outcome = { kind: 'released', delayMs: 0 };
-    await this.settle(msg, { ...base, attempts: attempt }, outcome);
+    return outcome;
   }
 
   private async settle(msg: JsMsg, status: StoredStatus, outcome: HandlerOutcome): Promise<void> {
@@ -137,7 +172,8 @@ export class JetStreamSubscription implements Subscription {
           result: small ? Buffer.from(outcome.result).toString('base64') : undefined,
           resultTruncated: !small,
         });
-        msg.ack();
+        // Confirmed ack: once settle() returns the work-queue stream no longer holds the message.
+        await msg.ackAck();
         return;
       }
       case 'released':
@@ -154,7 +190,7 @@ export class JetStreamSubscription implements Subscription {
           const failed: StoredStatus = { ...status, state: 'FAILED', lastError: outcome.error };
           failed.dlqSeq = await this.core.deadLetter(msg, failed);
           await statuses.put(failed);
-          msg.ack();
+          await msg.ackAck();
         }
     }
   }

@@ -7,11 +7,14 @@ import {
   jetstreamManager,
   type JetStreamClient,
   type JetStreamManager,
+  type Consumer,
   type JsMsg,
+  type PubAck,
 } from '@nats-io/jetstream';
 import { headers as natsHeaders, nanos, type NatsConnection } from '@nats-io/transport-node';
 import { InvalidInputError, NotFoundError } from '../errors/index.js';
 import { connectNats } from '../nats/connection.js';
+import { withRetry } from '../nats/retry.js';
 import { newEventId } from './ids.js';
 import { checkEnqueueInput } from './local-records.js';
 import { StatusStore, toEventStatus, type StoredStatus } from './jetstream-status.js';
@@ -22,7 +25,17 @@ export interface JetStreamQueueOptions extends Partial<QueueOptions> {
   servers: string | string[];
   prefix?: string;
   replicas?: number;
+  /**
+   * An open connection to use instead of dialing `servers` (one connection per engine process);
+   * the queue does not close it.
+   */
+  connection?: NatsConnection;
 }
+
+const DUPLICATE_WINDOW_MS = 120_000;
+const MIN_MAX_ACK_PENDING = 10_000;
+/** A repeated client id younger than this is published again (deduplicated by the stream). */
+const REPUBLISH_WITHIN_MS = DUPLICATE_WINDOW_MS / 2;
 
 /** Durable names and subject tokens cannot hold dots; app names can (`=` never appears in names). */
 const durableToken = (app: string) => app.replaceAll('.', '=');
@@ -44,12 +57,13 @@ export class JetStreamQueue implements Queue {
     private readonly statuses: StatusStore,
     private readonly prefix: string,
     readonly options: QueueOptions,
+    private readonly ownsConnection: boolean,
   ) {}
 
   static async open(options: JetStreamQueueOptions): Promise<JetStreamQueue> {
-    const { servers, prefix = 'cocaine', replicas = 1, ...rest } = options;
+    const { servers, prefix = 'cocaine', replicas = 1, connection, ...rest } = options;
     const queueOptions: QueueOptions = { ...DEFAULT_QUEUE_OPTIONS, ...rest };
-    const nc = await connectNats(servers, { name: 'cocaine-engine queue' });
+    const nc = connection ?? (await connectNats(servers, { name: 'cocaine-engine queue' }));
     try {
       const jsm = await jetstreamManager(nc);
       const upper = prefix.toUpperCase().replace(/[^A-Z0-9_-]/g, '_');
@@ -59,13 +73,13 @@ export class JetStreamQueue implements Queue {
         retention: RetentionPolicy.Workqueue,
         storage: StorageType.File,
         num_replicas: replicas,
-        duplicate_window: nanos(120_000),
+        duplicate_window: nanos(DUPLICATE_WINDOW_MS),
       });
       await ensureStream(jsm, { name: `${upper}_DLQ`, subjects: [`${prefix}.dlq.>`], storage: StorageType.File, num_replicas: replicas });
       const statuses = await StatusStore.open(nc, prefix, replicas);
-      return new JetStreamQueue(nc, jetstream(nc), jsm, statuses, prefix, queueOptions);
+      return new JetStreamQueue(nc, jetstream(nc), jsm, statuses, prefix, queueOptions, connection === undefined);
     } catch (error) {
-      await nc.close();
+      if (connection === undefined) await nc.close();
       throw error;
     }
   }
@@ -87,19 +101,30 @@ export class JetStreamQueue implements Queue {
     const id = input.id ?? newEventId();
     const now = Date.now();
     const status: StoredStatus = { id, app: input.app, event: input.event, state: 'PENDING', attempts: 0, maxAttempts, resultTruncated: false, createdAt: now, updatedAt: now };
-    let duplicate = false;
-    if (input.id !== undefined) duplicate = !(await this.statuses.create(status));
-    else await this.statuses.put(status);
-    if (duplicate) return { id, duplicate: true };
+    if (input.id === undefined) await this.statuses.put(status);
+    else if (!(await this.statuses.create(status))) {
+      // The first enqueue may have failed between its status and its publish (the caller retries):
+      // publish again while the stream still deduplicates the id, so the event is never lost.
+      const existing = await this.statuses.get(id);
+      if (existing?.state === 'PENDING' && existing.attempts === 0 && now - existing.createdAt < REPUBLISH_WITHIN_MS) {
+        await this.publish(input, { ...existing, updatedAt: now });
+      }
+      return { id, duplicate: true };
+    }
+    const ack = await this.publish(input, status);
+    return { id, duplicate: ack.duplicate };
+  }
+
+  private async publish(input: EnqueueInput, status: StoredStatus): Promise<PubAck> {
+    const { id, maxAttempts, createdAt } = status;
     const h = natsHeaders();
     h.set(Header.id, id);
     h.set(Header.event, input.event);
     h.set(Header.maxAttempts, String(maxAttempts));
-    h.set(Header.createdAt, String(now));
+    h.set(Header.createdAt, String(createdAt));
     if (input.notBefore) h.set(Header.notBefore, String(input.notBefore));
     if (Object.keys(input.headers).length > 0) h.set(Header.headers, JSON.stringify(input.headers));
-    const ack = await this.js.publish(this.subject(input.app), input.data, { msgID: id, headers: h });
-    return { id, duplicate: ack.duplicate };
+    return withRetry(`publishing event ${id}`, () => this.js.publish(this.subject(input.app), input.data, { msgID: id, headers: h }));
   }
 
   async status(id: string): Promise<EventStatus | undefined> {
@@ -112,22 +137,14 @@ export class JetStreamQueue implements Queue {
     let closed = false;
     const ready = (async () => {
       const durable = `${this.prefix}-${durableToken(app)}`;
-      await this.jsm.consumers.add(this.eventsStream, {
-        durable_name: durable,
-        ack_policy: AckPolicy.Explicit,
-        deliver_policy: DeliverPolicy.All,
-        filter_subject: this.subject(app),
-        ack_wait: nanos(this.options.ackWaitMs),
-        max_deliver: -1,
-        max_ack_pending: 10_000,
-      });
-      const consumer = await this.js.consumers.get(this.eventsStream, durable);
-      if (closed) return;
+      const consumer = await this.ensureConsumer(app, durable, options.concurrency, () => closed);
+      if (closed || !consumer) return;
       subscription = new JetStreamSubscription(app, consumer, handler, Math.max(1, options.concurrency), {
         statuses: this.statuses,
         options: this.options,
         processing: this.processing,
         deadLetter: (msg, status) => this.deadLetter(msg, status),
+        connectionClosed: () => this.nc.isClosed(),
       });
       this.subscriptions.add(subscription);
     })();
@@ -143,11 +160,49 @@ export class JetStreamQueue implements Queue {
     };
   }
 
+  /**
+   * The app's durable consumer, shared by every node: created by the first, its ack wait and
+   * ack-pending limit updated when a node comes with other options. Retried until it exists (NATS
+   * may be failing over) or the subscription closes.
+   */
+  private async ensureConsumer(app: string, durable: string, concurrency: number, closed: () => boolean): Promise<Consumer | undefined> {
+    const config = {
+      durable_name: durable,
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: DeliverPolicy.All,
+      filter_subject: this.subject(app),
+      ack_wait: nanos(this.options.ackWaitMs),
+      // Our attempt accounting (in KV) decides when an event is dead, not the server.
+      max_deliver: -1,
+      // Every node's in-flight events plus the delayed and backing-off ones the server holds.
+      max_ack_pending: Math.max(MIN_MAX_ACK_PENDING, concurrency * 64),
+    };
+    for (let delay = 100; !closed() && !this.nc.isClosed(); delay = Math.min(2_000, delay * 2)) {
+      try {
+        try {
+          await this.jsm.consumers.add(this.eventsStream, config);
+        } catch (error) {
+          const info = await this.jsm.consumers.info(this.eventsStream, durable).catch(() => undefined);
+          if (!info) throw error;
+          if (info.config.ack_wait !== config.ack_wait || (info.config.max_ack_pending ?? 0) < config.max_ack_pending) {
+            await this.jsm.consumers.update(this.eventsStream, durable, { ack_wait: config.ack_wait, max_ack_pending: config.max_ack_pending });
+          }
+        }
+        return await this.js.consumers.get(this.eventsStream, durable);
+      } catch {
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
+    }
+    return undefined;
+  }
+
   private async deadLetter(msg: JsMsg, status: StoredStatus): Promise<number> {
     const h = natsHeaders();
     for (const [key, values] of msg.headers ?? []) h.set(key, values[0] ?? '');
     h.set('Cocaine-Last-Error', status.lastError ?? '');
-    const ack = await this.js.publish(`${this.prefix}.dlq.${status.app}`, msg.data, { headers: h });
+    // One id per dead-lettering (not per event: a redriven event may fail again), stable across retries.
+    const msgID = `${status.id}:dlq:${Date.now()}`;
+    const ack = await withRetry(`dead-lettering ${status.id}`, () => this.js.publish(`${this.prefix}.dlq.${status.app}`, msg.data, { headers: h, msgID }));
     return ack.seq;
   }
 
@@ -182,6 +237,7 @@ export class JetStreamQueue implements Queue {
     if (!message) throw new NotFoundError('event_not_found', `the dead letter of event "${id}" is gone`);
     const h = natsHeaders();
     for (const [key, values] of message.header) if (key !== 'Cocaine-Last-Error') h.set(key, values[0] ?? '');
+    h.set(Header.redriven, '1');
     const redriven: StoredStatus = { ...stored, state: 'PENDING', attempts: 0, dlqSeq: undefined };
     await this.statuses.put(redriven);
     await this.js.publish(this.subject(stored.app), message.data, { msgID: `${id}:redrive:${Date.now()}`, headers: h });
@@ -197,7 +253,7 @@ export class JetStreamQueue implements Queue {
     await Promise.all(subscriptions.map((subscription) => subscription.close()));
     // Outstanding pulls end within their expiry; messages they bring are given back (nak) first.
     await Promise.all(subscriptions.map((subscription) => subscription.loop));
-    await this.nc.drain().catch(() => undefined);
+    if (this.ownsConnection && !this.nc.isClosed()) await this.nc.drain().catch(() => undefined);
   }
 }
 

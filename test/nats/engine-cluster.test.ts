@@ -24,7 +24,7 @@ describe('three engine nodes on a NATS cluster', () => {
 
   beforeAll(async () => {
     cluster = await startNatsCluster(3);
-    for (let i = 0; i < 3; i++) engines.push(await startEngine({ args: engineArgs(), env: { COCAINE_RETRY_BASE_DELAY_MS: '50' } }));
+    for (let i = 0; i < 3; i++) engines.push(await startEngine({ args: engineArgs(), env: { COCAINE_RETRY_BASE_DELAY_MS: '50', COCAINE_ACK_WAIT_MS: '5000' } }));
     rpc = connectRpc(engines[0].address);
     const appDir = join(work, 'app');
     mkdirSync(appDir);
@@ -99,7 +99,7 @@ describe('three engine nodes on a NATS cluster', () => {
     await Promise.all(Array.from({ length: 64 }, enqueue));
     expect(ids.length).toBe(EVENTS);
     const seen = () => (existsSync(recordFile) ? readFileSync(recordFile, 'utf8').split('\n').filter(Boolean) : []);
-    await waitFor('every accepted event to be handled', () => new Set(seen()).size >= EVENTS, 120_000, 500);
+    await waitFor('every accepted event to be handled', () => new Set(seen()).size >= EVENTS, 180_000, 500);
     const handled = seen();
     const unique = new Set(handled);
     for (const id of ids) expect(unique.has(id)).toBe(true);
@@ -111,7 +111,7 @@ describe('three engine nodes on a NATS cluster', () => {
       return states.every((state) => state === 'COMPLETED');
     }, 30_000, 250);
     await cluster.servers[2].start();
-  });
+  }, 300_000);
 
   it('notices a node that left', async () => {
     await waitFor(
@@ -132,5 +132,10 @@ describe('three engine nodes on a NATS cluster', () => {
     expect(failed.lastError).toContain('poisoned event');
     const dead = await cliJson<Array<{ id: string }>>(engines[1], ['dead-letters', 'recorder']);
     expect(dead.map((event) => event.id)).toContain(id);
-  });
+    await cliJson(engines[1], ['redrive', id]);
+    await waitFor('the redriven event to run its attempts again and fail', async () => {
+      const status = await rpc.status(id);
+      return status.state === 'FAILED' && status.attempts === 2 && (await cliJson<Array<{ id: string }>>(engines[0], ['dead-letters', 'recorder'])).some((event) => event.id === id);
+    }, 30_000, 200);
+  }, 60_000);
 });
