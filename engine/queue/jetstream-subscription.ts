@@ -129,6 +129,8 @@ export class JetStreamSubscription implements Subscription {
     processing.set(this.app, (processing.get(this.app) ?? 0) + 1);
     try {
       const outcome = await this.runHandler(msg, { id, app: this.app, event, data: Buffer.from(msg.data), headers: {}, attempt, maxAttempts, createdAt });
+      // Connection gone for good: nothing can be recorded; the event is redelivered after ack wait.
+      if (this.core.connectionClosed()) return;
       await this.settle(msg, { ...base, attempts: attempt }, outcome);
     } finally {
       // Only now: until the ack is confirmed the message is still in the stream (see depth()).
