@@ -122,7 +122,11 @@ describe('NATS backends on a three-server cluster (R3)', () => {
       // Every node takes part (the one killed next holds events in flight) before the failures.
       await eventually(
         'a third of the events done, by every node',
-        async () => nodes.map((node, i) => (node.child.exitCode === null ? node.done.length : Promise.reject(new Error(`node ${i} exited: ${node.output.join('\n')}`)))),
+        async () =>
+          nodes.map((node, i) => {
+            if (node.child.exitCode !== null) throw new Error(`node ${i} exited: ${node.output.join('\n')}`);
+            return node.done.length;
+          }),
         (counts) => counts.every((count) => count > 0) && unique() >= EVENTS / 3,
         30_000,
       );
