@@ -1,30 +1,64 @@
-import { Kvm, KvWatchInclude, type KV } from '@nats-io/kv';
+import { Kvm, KvWatchInclude, type KV, type KvEntry } from '@nats-io/kv';
 import { Objm, type ObjectStore } from '@nats-io/obj';
+import { jetstream } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Profile } from '../../manifests/types.js';
-import { NotFoundError } from '../errors/index.js';
-import { connectNats } from '../nats/connection.js';
+import { EngineError, InvalidInputError, NotFoundError } from '../errors/index.js';
+import { connectNats, parseNatsServers } from '../nats/connection.js';
 import { AsyncChannel } from '../util/async-channel.js';
 import { validateName } from '../util/names.js';
+import { retryNats } from './nats-retry.js';
+import { crashlogFilter, crashlogKey, keyToName, nameToKey, parseCrashlogKeys, type CrashlogKey } from './nats-keys.js';
 import type { AppRecord, CrashlogEntry, CrashlogSummary, Runlist, Storage, StorageChange } from './types.js';
 
 export interface NatsStorageOptions {
+  /** One url, a comma-separated list, or an array: any members of one NATS cluster. */
   servers: string | string[];
-  /** Namespaces buckets: `<prefix>-apps`, `<prefix>-app-records`... */
+  /** Namespaces the buckets: `<prefix>-apps` (object store), `<prefix>-app-records`... (KV). */
   prefix?: string;
+  /** JetStream replicas of every bucket (1, or 3 on a 3-server cluster). */
   replicas?: number;
+  /** Crashlogs kept per app when addCrashlog is not told otherwise. */
+  crashlogKeep?: number;
 }
 
-const DEFAULT_CRASHLOG_KEEP = 50;
+export interface ResolvedNatsStorageOptions {
+  servers: string[];
+  prefix: string;
+  replicas: number;
+  crashlogKeep: number;
+}
 
-/** KV keys use `.` as a token separator; names may contain dots, which `=` (never in names) stands for. */
-const token = (name: string) => name.replaceAll('.', '=');
-const untoken = (key: string) => key.replaceAll('=', '.');
+export const NATS_STORAGE_DEFAULTS = Object.freeze({ prefix: 'cocaine', replicas: 1, crashlogKeep: 50 });
+
+/** Bounds the changes buffered for one slow watcher; past it the watcher fails instead of growing forever. */
+const WATCH_BUFFER = 4_096;
+const REQUEST_TIMEOUT_MS = 2_000;
+
+export function resolveNatsStorageOptions(options: NatsStorageOptions): ResolvedNatsStorageOptions {
+  const servers = parseNatsServers(options.servers ?? '');
+  const prefix = options.prefix ?? NATS_STORAGE_DEFAULTS.prefix;
+  if (typeof prefix !== 'string' || !/^[A-Za-z0-9_-]{1,32}$/.test(prefix)) {
+    throw new InvalidInputError('invalid_argument', `storage prefix ${JSON.stringify(prefix)} is invalid: expected 1 to 32 letters, digits, '_' or '-'`, { field: 'prefix' });
+  }
+  const replicas = options.replicas ?? NATS_STORAGE_DEFAULTS.replicas;
+  if (!Number.isInteger(replicas) || replicas < 1 || replicas > 5) {
+    throw new InvalidInputError('invalid_argument', `storage replicas ${JSON.stringify(replicas)} is invalid: expected an integer from 1 to 5`, { field: 'replicas' });
+  }
+  const crashlogKeep = options.crashlogKeep ?? NATS_STORAGE_DEFAULTS.crashlogKeep;
+  if (!Number.isInteger(crashlogKeep) || crashlogKeep < 1) {
+    throw new InvalidInputError('invalid_argument', `crashlogKeep ${JSON.stringify(crashlogKeep)} is invalid: expected a positive integer`, { field: 'crashlogKeep' });
+  }
+  return { servers, prefix, replicas, crashlogKeep };
+}
+
+const present = (entry: KvEntry | null): entry is KvEntry => entry !== null && entry.operation === 'PUT' && entry.length > 0;
 
 /**
  * Storage on NATS JetStream: archives in an object store, records, profiles, the runlist (one key
  * per app, so concurrent additions never race) and crashlogs in KV buckets. KV watches announce
- * every node's changes to every node.
+ * every node's changes to every node. Reads go to each stream's leader (no direct gets), so a node
+ * never reads older data than a change it was told about.
  */
 export class NatsStorage implements Storage {
   readonly kind = 'nats';
@@ -35,193 +69,206 @@ export class NatsStorage implements Storage {
 
   private constructor(
     private readonly nc: NatsConnection,
+    private readonly options: ResolvedNatsStorageOptions,
     private readonly archives: ObjectStore,
     private readonly records: KV,
     private readonly profiles: KV,
     private readonly runlist: KV,
     private readonly crashlogs: KV,
-    location: string,
   ) {
-    this.location = location;
+    this.location = options.servers.join(',');
   }
 
   static async open(options: NatsStorageOptions): Promise<NatsStorage> {
-    const prefix = options.prefix ?? 'cocaine';
-    const replicas = options.replicas ?? 1;
-    const nc = await connectNats(options.servers, { name: 'cocaine-engine storage' });
+    const resolved = resolveNatsStorageOptions(options);
+    const { prefix, replicas } = resolved;
+    const nc = await connectNats(resolved.servers, { name: `cocaine-engine storage ${prefix}` });
     try {
-      const kvm = new Kvm(nc);
-      const bucket = (name: string) => kvm.create(`${prefix}-${name}`, { replicas, history: 1 });
-      const archives = await new Objm(nc).create(`${prefix}-apps`, { replicas });
-      const storage = new NatsStorage(
-        nc,
-        archives,
-        await bucket('app-records'),
-        await bucket('profiles'),
-        await bucket('runlist'),
-        await bucket('crashlogs'),
-        Array.isArray(options.servers) ? options.servers.join(',') : options.servers,
-      );
-      await storage.startWatches();
+      // Short requests: a request lost with a dead stream leader is retried (guard) instead of waited on.
+      const js = jetstream(nc, { timeout: REQUEST_TIMEOUT_MS });
+      const kvm = new Kvm(js);
+      const bucket = (name: string) => retryNats(() => kvm.create(`${prefix}-${name}`, { replicas, history: 1, allow_direct: false }));
+      const [archives, records, profiles, runlist, crashlogs] = await Promise.all([
+        retryNats(() => new Objm(js).create(`${prefix}-apps`, { replicas })),
+        bucket('app-records'),
+        bucket('profiles'),
+        bucket('runlist'),
+        bucket('crashlogs'),
+      ]);
+      const storage = new NatsStorage(nc, resolved, archives, records, profiles, runlist, crashlogs);
+      await Promise.all([
+        storage.follow(records, (name, removed) => ({ kind: 'app', name, removed })),
+        storage.follow(profiles, (name, removed) => ({ kind: 'profile', name, removed })),
+        storage.follow(runlist, () => ({ kind: 'runlist' })),
+      ]);
       return storage;
     } catch (error) {
-      await nc.close();
-      throw error;
+      await nc.close().catch(() => undefined);
+      throw wrap(`opening buckets "${prefix}-*" at ${resolved.servers.join(',')}`, error);
     }
   }
 
-  private async startWatches(): Promise<void> {
-    const follow = async (kv: KV, change: (key: string, removed: boolean) => StorageChange) => {
-      const iterator = await kv.watch({ include: KvWatchInclude.UpdatesOnly });
-      this.stopWatching.push(() => iterator.stop());
-      void (async () => {
-        for await (const entry of iterator) {
-          const event = change(untoken(entry.key), entry.operation !== 'PUT');
-          for (const watcher of this.watchers) watcher.push(event);
+  /** Announces updates (not initial values) of one bucket to every watcher; re-watches from the last revision if the server ends the watch. */
+  private async follow(kv: KV, change: (name: string, removed: boolean) => StorageChange, after = 0): Promise<void> {
+    const iterator = await kv.watch(after > 0 ? { resumeFromRevision: after + 1 } : { include: KvWatchInclude.UpdatesOnly });
+    let stopped = false;
+    this.stopWatching.push(() => {
+      stopped = true;
+      iterator.stop();
+    });
+    let last = after;
+    void (async () => {
+      for await (const entry of iterator) {
+        last = entry.revision;
+        const event = change(keyToName(entry.key), entry.operation !== 'PUT');
+        for (const watcher of this.watchers) {
+          if (!watcher.push(event) && watcher.size > WATCH_BUFFER) {
+            this.watchers.delete(watcher);
+            watcher.fail(new EngineError('storage_error', `storage watcher fell more than ${WATCH_BUFFER} changes behind`));
+          }
         }
-      })().catch(() => undefined);
-    };
-    await follow(this.records, (name, removed) => ({ kind: 'app', name, removed }));
-    await follow(this.profiles, (name, removed) => ({ kind: 'profile', name, removed }));
-    await follow(this.runlist, () => ({ kind: 'runlist' }));
+      }
+    })()
+      .catch(() => undefined)
+      .then(() => {
+        if (!stopped && !this.closed) return this.follow(kv, change, last);
+      })
+      .catch(() => undefined);
   }
 
   async putApp(record: AppRecord, archive: Buffer): Promise<void> {
     validateName('app', record.name);
-    await this.archives.putBlob({ name: record.name }, new Uint8Array(archive.buffer, archive.byteOffset, archive.length));
-    await this.records.put(token(record.name), JSON.stringify(record));
+    await guard(`storing app "${record.name}"`, async () => {
+      // The archive first: a node told about the record can always read its archive.
+      await this.archives.putBlob({ name: record.name }, new Uint8Array(archive.buffer, archive.byteOffset, archive.length));
+      await this.records.put(nameToKey(record.name), JSON.stringify(record));
+    });
   }
 
   async getApp(name: string): Promise<AppRecord | undefined> {
     validateName('app', name);
-    const entry = await this.records.get(token(name));
-    return entry && entry.operation === 'PUT' && entry.length > 0 ? entry.json<AppRecord>() : undefined;
+    const entry = await guard(`reading app "${name}"`, () => this.records.get(nameToKey(name)));
+    return present(entry) ? entry.json<AppRecord>() : undefined;
   }
 
   async readArchive(name: string): Promise<Buffer> {
     validateName('app', name);
-    const blob = await this.archives.getBlob(name);
-    if (!blob) throw new NotFoundError('app_not_found', `no app named "${name}" in NATS storage`);
+    const blob = await guard(`reading the archive of app "${name}"`, () => this.archives.getBlob(name));
+    if (!blob) throw new NotFoundError('app_not_found', `no app named "${name}" in NATS storage (bucket ${this.options.prefix}-apps)`);
     return Buffer.from(blob.buffer, blob.byteOffset, blob.byteLength);
   }
 
   async listApps(): Promise<AppRecord[]> {
-    const records: AppRecord[] = [];
-    for (const key of await this.keys(this.records)) {
-      const record = await this.getApp(untoken(key));
-      if (record) records.push(record);
-    }
-    return records.sort((a, b) => a.name.localeCompare(b.name));
+    const keys = await this.keys(this.records);
+    const records = await Promise.all(keys.map((key) => this.getApp(keyToName(key))));
+    return records.filter((record): record is AppRecord => record !== undefined).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
   async removeApp(name: string): Promise<boolean> {
     const existed = (await this.getApp(name)) !== undefined;
     await this.removeCrashlogs(name);
-    await this.archives.delete(name).catch(() => undefined);
-    if (existed) await this.records.delete(token(name));
+    await guard(`removing app "${name}"`, async () => {
+      await this.archives.delete(name).catch((error: unknown) => {
+        if (!/not found/i.test((error as Error)?.message ?? '')) throw error;
+      });
+      if (existed) await this.records.delete(nameToKey(name));
+    });
     return existed;
   }
 
   async putProfile(name: string, profile: Profile): Promise<void> {
     validateName('profile', name);
-    await this.profiles.put(token(name), JSON.stringify(profile));
+    await guard(`storing profile "${name}"`, () => this.profiles.put(nameToKey(name), JSON.stringify(profile)));
   }
 
   async getProfile(name: string): Promise<Profile | undefined> {
     validateName('profile', name);
-    const entry = await this.profiles.get(token(name));
-    return entry && entry.operation === 'PUT' && entry.length > 0 ? entry.json<Profile>() : undefined;
+    const entry = await guard(`reading profile "${name}"`, () => this.profiles.get(nameToKey(name)));
+    return present(entry) ? entry.json<Profile>() : undefined;
   }
 
   async listProfiles(): Promise<string[]> {
-    return (await this.keys(this.profiles)).map(untoken).sort();
+    return (await this.keys(this.profiles)).map(keyToName).sort();
   }
 
   async removeProfile(name: string): Promise<boolean> {
     const existed = (await this.getProfile(name)) !== undefined;
-    if (existed) await this.profiles.delete(token(name));
+    if (existed) await guard(`removing profile "${name}"`, () => this.profiles.delete(nameToKey(name)));
     return existed;
   }
 
   async getRunlist(): Promise<Runlist> {
+    const keys = await this.keys(this.runlist);
+    const entries = await guard('reading the runlist', () => Promise.all(keys.map((key) => this.runlist.get(key))));
     const runlist: Runlist = {};
-    for (const key of await this.keys(this.runlist)) {
-      const entry = await this.runlist.get(key);
-      if (entry && entry.operation === 'PUT' && entry.length > 0) runlist[untoken(key)] = entry.string();
-    }
+    keys.forEach((key, i) => {
+      const entry = entries[i] ?? null;
+      if (present(entry)) runlist[keyToName(key)] = entry.string();
+    });
     return runlist;
   }
 
   async addToRunlist(app: string, profile: string): Promise<Runlist> {
     validateName('app', app);
     validateName('profile', profile);
-    await this.runlist.put(token(app), profile);
+    await guard(`adding "${app}" to the runlist`, () => this.runlist.put(nameToKey(app), profile));
     return this.getRunlist();
   }
 
   async removeFromRunlist(app: string): Promise<Runlist> {
     validateName('app', app);
-    const entry = await this.runlist.get(token(app));
-    if (entry && entry.operation === 'PUT') await this.runlist.delete(token(app));
+    const entry = await guard(`reading the runlist entry of "${app}"`, () => this.runlist.get(nameToKey(app)));
+    if (present(entry)) await guard(`removing "${app}" from the runlist`, () => this.runlist.delete(nameToKey(app)));
     return this.getRunlist();
   }
 
-  /** Keys are `<app>.<timestamp>_<id>`, so listing one app's crashlogs newest first needs no reads. */
-  private async crashlogKeys(app: string): Promise<Array<{ key: string; id: string; timestamp: number }>> {
+  private async crashlogKeys(app: string): Promise<CrashlogKey[]> {
     validateName('app', app);
-    const keys = await this.keys(this.crashlogs, `${token(app)}.>`);
-    return keys
-      .map((key) => {
-        const rest = key.slice(token(app).length + 1);
-        const split = rest.indexOf('_');
-        return { key, timestamp: Number(rest.slice(0, split)), id: untoken(rest.slice(split + 1)) };
-      })
-      .sort((a, b) => b.timestamp - a.timestamp || b.id.localeCompare(a.id));
+    return parseCrashlogKeys(app, await this.keys(this.crashlogs, crashlogFilter(app)));
   }
 
-  async addCrashlog(entry: CrashlogEntry, keep = DEFAULT_CRASHLOG_KEEP): Promise<void> {
+  async addCrashlog(entry: CrashlogEntry, keep = this.options.crashlogKeep): Promise<void> {
     validateName('app', entry.app);
-    const key = `${token(entry.app)}.${String(entry.timestamp).padStart(15, '0')}_${token(entry.id)}`;
-    await this.crashlogs.put(key, JSON.stringify(entry));
-    const all = await this.crashlogKeys(entry.app);
-    for (const old of all.slice(Math.max(1, keep))) await this.crashlogs.delete(old.key);
+    await guard(`storing crashlog "${entry.id}" of app "${entry.app}"`, () => this.crashlogs.put(crashlogKey(entry.app, entry.timestamp, entry.id), JSON.stringify(entry)));
+    const old = (await this.crashlogKeys(entry.app)).slice(Math.max(1, keep));
+    await guard(`dropping old crashlogs of app "${entry.app}"`, () => Promise.all(old.map(({ key }) => this.crashlogs.purge(key))));
   }
 
   async listCrashlogs(app: string): Promise<CrashlogSummary[]> {
-    const summaries: CrashlogSummary[] = [];
-    for (const { key } of await this.crashlogKeys(app)) {
-      const entry = await this.crashlogs.get(key);
-      if (!entry || entry.operation !== 'PUT' || entry.length === 0) continue;
+    const keys = await this.crashlogKeys(app);
+    const entries = await guard(`reading crashlogs of app "${app}"`, () => Promise.all(keys.map(({ key }) => this.crashlogs.get(key))));
+    return entries.filter(present).map((entry) => {
       const { lines: _lines, ...summary } = entry.json<CrashlogEntry>();
-      summaries.push(summary);
-    }
-    return summaries;
+      return summary;
+    });
   }
 
   async getCrashlog(app: string, id: string): Promise<CrashlogEntry | undefined> {
     const found = (await this.crashlogKeys(app)).find((candidate) => candidate.id === id);
     if (!found) return undefined;
-    const entry = await this.crashlogs.get(found.key);
-    return entry && entry.operation === 'PUT' && entry.length > 0 ? entry.json<CrashlogEntry>() : undefined;
+    const entry = await guard(`reading crashlog "${id}" of app "${app}"`, () => this.crashlogs.get(found.key));
+    return present(entry) ? entry.json<CrashlogEntry>() : undefined;
   }
 
   async removeCrashlogs(app: string): Promise<number> {
     const keys = await this.crashlogKeys(app);
-    for (const { key } of keys) await this.crashlogs.delete(key);
+    await guard(`removing crashlogs of app "${app}"`, () => Promise.all(keys.map(({ key }) => this.crashlogs.purge(key))));
     return keys.length;
   }
 
   watch(): AsyncIterable<StorageChange> {
-    const channel = new AsyncChannel<StorageChange>(1_024, () => this.watchers.delete(channel));
+    const channel = new AsyncChannel<StorageChange>(64, () => this.watchers.delete(channel));
     if (this.closed) channel.close();
     else this.watchers.add(channel);
     return channel;
   }
 
   private async keys(kv: KV, filter?: string): Promise<string[]> {
-    const keys: string[] = [];
-    for await (const key of await kv.keys(filter)) keys.push(key);
-    return keys;
+    return guard('listing keys', async () => {
+      const keys: string[] = [];
+      for await (const key of await kv.keys(filter)) keys.push(key);
+      return keys;
+    });
   }
 
   async close(): Promise<void> {
@@ -231,5 +278,20 @@ export class NatsStorage implements Storage {
     for (const watcher of this.watchers) watcher.close();
     this.watchers.clear();
     await this.nc.drain().catch(() => undefined);
+  }
+}
+
+function wrap(what: string, error: unknown): EngineError {
+  if (error instanceof EngineError) return error;
+  const message = (error as Error)?.message ?? String(error);
+  return new EngineError('storage_error', `NATS storage: ${what} failed: ${message}`, { cause: error });
+}
+
+/** Every request the storage makes is idempotent, so each is retried through a failover. */
+async function guard<T>(what: string, operation: () => Promise<T>): Promise<T> {
+  try {
+    return await retryNats(operation);
+  } catch (error) {
+    throw wrap(what, error);
   }
 }
