@@ -43,6 +43,16 @@ const durableToken = (app: string) => app.replaceAll('.', '=');
 /**
  * Fire-and-forget events on NATS JetStream (docs/nats-api.md): a work-queue stream with one durable
  * consumer per app shared by every node, statuses in KV, failed events in a dead-letter stream.
+ *
+ * - Delayed events: nats-server 2.9 has no scheduled delivery, so a message pulled before its
+ *   notBefore is nak'ed with the time left (not counted as an attempt). Until due it occupies one
+ *   of the consumer's max_ack_pending slots, which is therefore large.
+ * - Attempts are counted in KV, not by the server (max_deliver -1): a redelivery that finds the
+ *   status PROCESSING means the node running it died (ack wait passed without msg.working()), and
+ *   that attempt counts, as in the local backend.
+ * - depth(app) is the app's message count in the work-queue stream less the events being handled
+ *   on this node: exact with one node; with several it also counts the events other nodes are
+ *   running (the server cannot tell them from naked, backing-off ones).
  */
 export class JetStreamQueue implements Queue {
   readonly kind = 'jetstream';
