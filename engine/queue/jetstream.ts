@@ -210,8 +210,9 @@ export class JetStreamQueue implements Queue {
     const h = natsHeaders();
     for (const [key, values] of msg.headers ?? []) h.set(key, values[0] ?? '');
     h.set('Cocaine-Last-Error', status.lastError ?? '');
-    // One id per dead-lettering (not per event: a redriven event may fail again), stable across retries.
-    const msgID = `${status.id}:dlq:${Date.now()}`;
+    // One id per work-stream message (a redriven event is a new message and may fail again), stable
+    // across retries and redeliveries of that message, so the dead letter is written once.
+    const msgID = `${status.id}:dlq:${msg.seq}`;
     const ack = await withRetry(`dead-lettering ${status.id}`, () => this.js.publish(`${this.prefix}.dlq.${status.app}`, msg.data, { headers: h, msgID }));
     return ack.seq;
   }

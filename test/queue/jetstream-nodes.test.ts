@@ -152,11 +152,17 @@ describe('JetStreamQueue across three nodes', () => {
     expect(await queues[1]!.deadLetters('other-app')).toEqual([]);
     expect((await statuses(queues[0]!, healthy.map((h) => h.id))).every((s) => s.state === 'COMPLETED')).toBe(true);
 
-    poisoned = false;
+    // Redriven and failing again within the stream's duplicate window: a second dead letter.
     expect(await queues[2]!.redrive(id)).toMatchObject({ state: 'PENDING', attempts: 0 });
+    await eventually(() => queues[1]!.status(id), (s) => s?.state === 'FAILED', 'the redriven event to fail again');
+    expect(attemptsOn).toHaveLength(6);
+    expect((await queues[0]!.deadLetters('poison')).map((s) => s.id)).toEqual([id]);
+
+    poisoned = false;
+    expect(await queues[1]!.redrive(id)).toMatchObject({ state: 'PENDING', attempts: 0 });
     const done = await eventually(() => queues[0]!.status(id), (s) => s?.state === 'COMPLETED', 'the redriven event to complete');
     expect(done).toMatchObject({ attempts: 1, resultTruncated: false });
-    expect(attemptsOn).toHaveLength(4);
+    expect(attemptsOn).toHaveLength(7);
     expect(await queues[0]!.deadLetters()).toEqual([]);
     await expect(queues[0]!.redrive(id)).rejects.toMatchObject({ code: 'invalid_argument' });
     expect(await queues[0]!.depth('poison')).toBe(0);
