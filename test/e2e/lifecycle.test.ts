@@ -88,14 +88,11 @@ describe('engine lifecycle: shutdown and crashes leave no process behind', () =>
     const engine = await startEngine();
     const rpc = connectRpc(engine.address);
     const profile = join(tempDir('profile'), 'idle.yaml');
-    writeFileSync(profile, 'idle-timeout: 0.5\n');
+    writeFileSync(profile, 'idle-timeout: 1\n');
     await cliJson(engine, ['profile', 'upload', 'idle', profile]);
     await cliJson(engine, ['app', 'upload', join(EXAMPLES, 'node-slow'), '--profile', 'idle']);
     const pid = Number((await rpc.call('node-slow@pid')).body.toString());
-    const poolSize = async () => {
-      const info = await cliJson<{ node: { apps: Array<{ name: string; poolSize: number }> } }>(engine, ['info']);
-      return info.node.apps.find((app) => app.name === 'node-slow')?.poolSize;
-    };
+    const poolSize = async () => (await rpc.client.info()).node?.apps.find((app) => app.name === 'node-slow')?.poolSize;
     expect(await poolSize()).toBe(1);
     await waitFor('the pool to scale to zero', async () => (await poolSize()) === 0, 6_000, 200);
     expect(isAlive(pid)).toBe(false);
