@@ -9,48 +9,21 @@
  */
 import { connect, type Socket } from 'node:net';
 import { FrameDecoder, FrameType, PROTOCOL_VERSION, type HandshakePayload } from '../../../engine/protocol/frames.js';
+import { dieBeforeHandshake, readWorkerEnv, type WorkerEnv } from '../../../engine/protocol/worker-env.js';
 import { Dispatcher } from './dispatcher.js';
 import { NATIVE_ABI_VERSION, NativeLoadError, loadNativeApp, type NativeApp } from './library.js';
 import { Wire } from './wire.js';
 
-interface WorkerEnv {
-  app: string;
-  workerId: string;
-  endpoint: string;
-  entrypoint: string;
-  heartbeatMs: number;
-  disownMs: number;
-}
-
 function die(message: string): never {
-  process.stderr.write(`cocaine native runtime: ${message}\n`);
-  process.exit(1);
+  dieBeforeHandshake('cocaine native runtime', message);
 }
 
 function readEnv(env: NodeJS.ProcessEnv): WorkerEnv {
-  const required = (name: string): string => {
-    const value = env[name];
-    if (!value) die(`${name} is not set: this program is started by the cocaine engine`);
-    return value;
-  };
-  const milliseconds = (name: string): number => {
-    const value = Number(required(name));
-    if (!Number.isFinite(value) || value <= 0) die(`${name} must be a positive number of milliseconds, got '${env[name]}'`);
-    return value;
-  };
-  const protocol = required('COCAINE_PROTOCOL');
-  if (Number(protocol) !== PROTOCOL_VERSION) die(`COCAINE_PROTOCOL is ${protocol}; this runtime speaks ${PROTOCOL_VERSION}`);
+  const read = readWorkerEnv(env, 'cocaine native runtime');
   if (env.UV_THREADPOOL_SIZE !== '1') {
     process.stderr.write('cocaine native runtime: UV_THREADPOOL_SIZE is not 1: app calls may come from different threads\n');
   }
-  return {
-    app: env.COCAINE_APP ?? '',
-    workerId: required('COCAINE_WORKER_ID'),
-    endpoint: required('COCAINE_ENDPOINT'),
-    entrypoint: required('COCAINE_ENTRYPOINT'),
-    heartbeatMs: milliseconds('COCAINE_HEARTBEAT_MS'),
-    disownMs: milliseconds('COCAINE_DISOWN_MS'),
-  };
+  return read;
 }
 
 function run(env: WorkerEnv, socket: Socket, wire: Wire, dispatcher: Dispatcher, app: NativeApp, events: string[] | undefined): void {

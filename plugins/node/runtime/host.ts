@@ -5,44 +5,16 @@
  */
 import { connect, type Socket } from 'node:net';
 import { FrameDecoder, FrameType, PROTOCOL_VERSION } from '../../../engine/protocol/frames.js';
+import { dieBeforeHandshake, readWorkerEnv, type WorkerEnv } from '../../../engine/protocol/worker-env.js';
 import { Dispatcher } from './dispatcher.js';
 import { loadHandlers, type BoundHandler } from './handlers.js';
 import { Wire } from './wire.js';
 
-interface WorkerEnv {
-  workerId: string;
-  endpoint: string;
-  entrypoint: string;
-  heartbeatMs: number;
-  disownMs: number;
-}
-
 function die(message: string): never {
-  process.stderr.write(`cocaine node runtime: ${message}\n`);
-  process.exit(1);
+  dieBeforeHandshake('cocaine node runtime', message);
 }
 
-function readEnv(env: NodeJS.ProcessEnv): WorkerEnv {
-  const required = (name: string): string => {
-    const value = env[name];
-    if (!value) die(`${name} is not set: this program is started by the cocaine engine`);
-    return value;
-  };
-  const milliseconds = (name: string): number => {
-    const value = Number(required(name));
-    if (!Number.isFinite(value) || value <= 0) die(`${name} must be a positive number of milliseconds, got '${env[name]}'`);
-    return value;
-  };
-  const protocol = required('COCAINE_PROTOCOL');
-  if (Number(protocol) !== PROTOCOL_VERSION) die(`COCAINE_PROTOCOL is ${protocol}; this runtime speaks ${PROTOCOL_VERSION}`);
-  return {
-    workerId: required('COCAINE_WORKER_ID'),
-    endpoint: required('COCAINE_ENDPOINT'),
-    entrypoint: required('COCAINE_ENTRYPOINT'),
-    heartbeatMs: milliseconds('COCAINE_HEARTBEAT_MS'),
-    disownMs: milliseconds('COCAINE_DISOWN_MS'),
-  };
-}
+const readEnv = (env: NodeJS.ProcessEnv): WorkerEnv => readWorkerEnv(env, 'cocaine node runtime');
 
 function run(env: WorkerEnv, socket: Socket, handlers: Map<string, BoundHandler>): void {
   const wire = new Wire(socket);

@@ -1,0 +1,43 @@
+/**
+ * What the engine tells a worker through its environment (docs/worker-protocol.md, "Start-up"),
+ * read and checked once. Shared by the Node-based runtimes; imports nothing but frames.ts.
+ */
+import { PROTOCOL_VERSION } from './frames.js';
+
+export interface WorkerEnv {
+  app: string;
+  workerId: string;
+  endpoint: string;
+  entrypoint: string;
+  heartbeatMs: number;
+  disownMs: number;
+}
+
+/** Prints `<runtime>: message` on stderr and exits 1 (before the handshake the engine reports it). */
+export function dieBeforeHandshake(runtime: string, message: string): never {
+  process.stderr.write(`${runtime}: ${message}\n`);
+  process.exit(1);
+}
+
+export function readWorkerEnv(env: NodeJS.ProcessEnv, runtime: string): WorkerEnv {
+  const required = (name: string): string => {
+    const value = env[name];
+    if (!value) dieBeforeHandshake(runtime, `${name} is not set: this program is started by the cocaine engine`);
+    return value;
+  };
+  const milliseconds = (name: string): number => {
+    const value = Number(required(name));
+    if (!Number.isFinite(value) || value <= 0) dieBeforeHandshake(runtime, `${name} must be a positive number of milliseconds, got '${env[name]}'`);
+    return value;
+  };
+  const protocol = required('COCAINE_PROTOCOL');
+  if (Number(protocol) !== PROTOCOL_VERSION) dieBeforeHandshake(runtime, `COCAINE_PROTOCOL is ${protocol}; this runtime speaks ${PROTOCOL_VERSION}`);
+  return {
+    app: env.COCAINE_APP ?? '',
+    workerId: required('COCAINE_WORKER_ID'),
+    endpoint: required('COCAINE_ENDPOINT'),
+    entrypoint: required('COCAINE_ENTRYPOINT'),
+    heartbeatMs: milliseconds('COCAINE_HEARTBEAT_MS'),
+    disownMs: milliseconds('COCAINE_DISOWN_MS'),
+  };
+}
