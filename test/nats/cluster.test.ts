@@ -15,7 +15,7 @@ import type { EventStatus } from '../../engine/queue/types.js';
 import { NatsStorage } from '../../engine/storage/nats.js';
 import { makeProfile, makeRecord } from '../contracts/storage.contract.js';
 import { startNatsCluster, type NatsCluster } from '../helpers/nats-server.js';
-import { compileJetStreamQueue } from './compile-jetstream.js';
+import { compileModule } from '../helpers/compile-module.js';
 
 const EVENTS = 2_000;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -52,7 +52,7 @@ describe('NATS backends on a three-server cluster (R3)', () => {
   const nodes: Node[] = [];
 
   beforeAll(async () => {
-    const [started, compiled] = await Promise.all([startNatsCluster(3), compileJetStreamQueue()]);
+    const [started, compiled] = await Promise.all([startNatsCluster(3), compileModule('engine/queue/jetstream.ts')]);
     cluster = started;
     ({ modulePath, outDir } = compiled);
   });

@@ -6,7 +6,7 @@ import { createInterface } from 'node:readline';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { INTERRUPTED_ERROR, LocalQueue } from '../../engine/queue/local.js';
 import type { QueuedEvent } from '../../engine/queue/types.js';
-import { compileLocalQueue, REPO } from './compile-local-queue.js';
+import { REPO, compileModule } from '../helpers/compile-module.js';
 
 const CHILD = join(REPO, 'test/fixtures/queue-child.mjs');
 
@@ -16,7 +16,7 @@ let dir: string;
 let queue: LocalQueue | undefined;
 
 beforeAll(async () => {
-  ({ modulePath, outDir } = await compileLocalQueue());
+  ({ modulePath, outDir } = await compileModule('engine/queue/local.ts'));
 });
 
 afterAll(async () => {

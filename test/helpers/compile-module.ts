@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdir, mkdtemp } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 
@@ -8,15 +8,14 @@ const run = promisify(execFile);
 export const REPO = resolve(import.meta.dirname, '../..');
 
 /**
- * Compiles engine/queue/local.ts and its imports alone into a private directory under
- * node_modules/.cache (so `lmdb` resolves from there), for child processes that run plain node.
- * It does not depend on dist/ being fresh or on the rest of the tree compiling.
+ * Compiles one engine module (e.g. `engine/queue/local.ts`) and its imports alone into a private
+ * directory under node_modules/.cache (so its npm dependencies resolve from there), for child
+ * processes that run plain node. Independent of dist/ being fresh or of the rest of the tree.
  */
-export async function compileLocalQueue(): Promise<{ modulePath: string; outDir: string }> {
+export async function compileModule(source: string): Promise<{ modulePath: string; outDir: string }> {
   const cache = join(REPO, 'node_modules', '.cache');
-  const { mkdir } = await import('node:fs/promises');
   await mkdir(cache, { recursive: true });
-  const outDir = await mkdtemp(join(cache, 'queue-test-'));
+  const outDir = await mkdtemp(join(cache, 'module-test-'));
   const tsc = join(REPO, 'node_modules', 'typescript', 'bin', 'tsc');
   const args = [
     tsc,
@@ -28,10 +27,10 @@ export async function compileLocalQueue(): Promise<{ modulePath: string; outDir:
     '--strict',
     '--skipLibCheck',
     '--types', 'node',
-    join(REPO, 'engine/queue/local.ts'),
+    join(REPO, source),
   ];
   await run(process.execPath, args, { cwd: REPO });
-  const modulePath = join(outDir, 'engine/queue/local.js');
+  const modulePath = join(outDir, source.replace(/\.ts$/, '.js'));
   if (!existsSync(modulePath)) throw new Error(`tsc did not emit ${modulePath}`);
   return { modulePath, outDir };
 }
