@@ -1,6 +1,6 @@
 import { Kvm, KvWatchInclude, type KV, type KvEntry } from '@nats-io/kv';
 import { Objm, type ObjectStore } from '@nats-io/obj';
-import { jetstream } from '@nats-io/jetstream';
+import { jetstream, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Profile } from '../../manifests/types.js';
 import { EngineError, InvalidInputError, NotFoundError } from '../errors/index.js';
@@ -69,6 +69,7 @@ export class NatsStorage implements Storage {
 
   private constructor(
     private readonly nc: NatsConnection,
+    private readonly jsm: JetStreamManager,
     private readonly options: ResolvedNatsStorageOptions,
     private readonly archives: ObjectStore,
     private readonly records: KV,
@@ -95,7 +96,8 @@ export class NatsStorage implements Storage {
         bucket('runlist'),
         bucket('crashlogs'),
       ]);
-      const storage = new NatsStorage(nc, resolved, archives, records, profiles, runlist, crashlogs);
+      const jsm = await js.jetstreamManager();
+      const storage = new NatsStorage(nc, jsm, resolved, archives, records, profiles, runlist, crashlogs);
       await Promise.all([
         storage.follow(records, (name, removed) => ({ kind: 'app', name, removed })),
         storage.follow(profiles, (name, removed) => ({ kind: 'profile', name, removed })),
@@ -117,6 +119,13 @@ export class NatsStorage implements Storage {
       iterator.stop();
     });
     let last = after;
+    // After a reconnect the watch's consumer may have been on the lost server: re-watch from the last revision.
+    void (async () => {
+      for await (const status of this.nc.status()) {
+        if (stopped) return;
+        if (status.type === 'reconnect') return iterator.stop();
+      }
+    })().catch(() => undefined);
     void (async () => {
       for await (const entry of iterator) {
         last = entry.revision;
@@ -188,7 +197,9 @@ export class NatsStorage implements Storage {
   }
 
   async listProfiles(): Promise<string[]> {
-    return (await this.keys(this.profiles)).map(keyToName).sort();
+    const keys = await this.keys(this.profiles);
+    const entries = await guard('reading profiles', () => Promise.all(keys.map((key) => this.profiles.get(key))));
+    return keys.filter((_key, i) => present(entries[i] ?? null)).map(keyToName).sort();
   }
 
   async removeProfile(name: string): Promise<boolean> {
@@ -231,7 +242,7 @@ export class NatsStorage implements Storage {
     validateName('app', entry.app);
     await guard(`storing crashlog "${entry.id}" of app "${entry.app}"`, () => this.crashlogs.put(crashlogKey(entry.app, entry.timestamp, entry.id), JSON.stringify(entry)));
     const old = (await this.crashlogKeys(entry.app)).slice(Math.max(1, keep));
-    await guard(`dropping old crashlogs of app "${entry.app}"`, () => Promise.all(old.map(({ key }) => this.crashlogs.purge(key))));
+    await guard(`dropping old crashlogs of app "${entry.app}"`, () => this.dropCrashlogs(old));
   }
 
   async listCrashlogs(app: string): Promise<CrashlogSummary[]> {
@@ -252,7 +263,7 @@ export class NatsStorage implements Storage {
 
   async removeCrashlogs(app: string): Promise<number> {
     const keys = await this.crashlogKeys(app);
-    await guard(`removing crashlogs of app "${app}"`, () => Promise.all(keys.map(({ key }) => this.crashlogs.purge(key))));
+    await guard(`removing crashlogs of app "${app}"`, () => this.dropCrashlogs(keys));
     return keys.length;
   }
 
@@ -263,11 +274,33 @@ export class NatsStorage implements Storage {
     return channel;
   }
 
-  private async keys(kv: KV, filter?: string): Promise<string[]> {
-    return guard('listing keys', async () => {
-      const keys: string[] = [];
-      for await (const key of await kv.keys(filter)) keys.push(key);
-      return keys;
+  /** The stream behind a KV bucket and the subject prefix of its keys (`KV_<bucket>`, `$KV.<bucket>.`). */
+  private bucketStream(kv: KV): { stream: string; prefix: string } {
+    const suffix = new Map<KV, string>([
+      [this.records, 'app-records'],
+      [this.profiles, 'profiles'],
+      [this.runlist, 'runlist'],
+      [this.crashlogs, 'crashlogs'],
+    ]).get(kv);
+    const bucket = `${this.options.prefix}-${suffix}`;
+    return { stream: `KV_${bucket}`, prefix: `$KV.${bucket}.` };
+  }
+
+  /** Crashlogs are never watched: their subjects are purged outright, leaving no delete marker to list. */
+  private async dropCrashlogs(keys: CrashlogKey[]): Promise<void> {
+    const { stream, prefix } = this.bucketStream(this.crashlogs);
+    await Promise.all(keys.map(({ key }) => this.jsm.streams.purge(stream, { filter: `${prefix}${key}` })));
+  }
+
+  /**
+   * Keys with a message (a value or a delete marker), from the stream leader's subject list: a KV
+   * key listing runs on a consumer that may sit on a replica still catching up after a restart.
+   */
+  private async keys(kv: KV, filter = '>'): Promise<string[]> {
+    const { stream, prefix } = this.bucketStream(kv);
+    return guard(`listing keys of ${stream}`, async () => {
+      const info = await this.jsm.streams.info(stream, { subjects_filter: `${prefix}${filter}` });
+      return Object.keys(info.state.subjects ?? {}).map((subject) => subject.slice(prefix.length));
     });
   }
 
