@@ -7,7 +7,7 @@ import { EngineError, InvalidInputError, NotFoundError } from '../errors/index.j
 import { connectNats, parseNatsServers } from '../nats/connection.js';
 import { AsyncChannel } from '../util/async-channel.js';
 import { validateName } from '../util/names.js';
-import { retryNats } from './nats-retry.js';
+import { retryNats } from '../nats/retry.js';
 import { crashlogFilter, crashlogKey, keyToName, nameToKey, parseCrashlogKeys, type CrashlogKey } from './nats-keys.js';
 import type { AppRecord, CrashlogEntry, CrashlogSummary, Runlist, Storage, StorageChange } from './types.js';
 

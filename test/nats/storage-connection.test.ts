@@ -18,7 +18,7 @@ describe('connectNats', () => {
       })();
       await server.restart();
       expect(await reconnected).toBe(true);
-      const reply = nc.subscribe('ping', { max: 1, callback: (_error, msg) => msg.respond('pong') });
+      const reply = nc.subscribe('ping', { max: 1, callback: (_error, msg) => void msg.respond('pong') });
       const answer = await nc.request('ping', '', { timeout: 5_000 });
       expect(answer.string()).toBe('pong');
       reply.unsubscribe();
