@@ -43,11 +43,17 @@ export class AppEngine {
   private nextSpawnAt = 0;
   private respawnTimer: NodeJS.Timeout | undefined;
   private readonly idleTimer: NodeJS.Timeout | undefined;
+  private readonly deadlineSweep: NodeJS.Timeout;
   private readonly inFlight = new Set<PooledInvocation>();
   private drainWaiters: Array<() => void> = [];
   readonly counters: AppCounters = { accepted: 0, completed: 0, failed: 0, rejected: 0, timeouts: 0, crashes: 0, spawned: 0 };
 
   constructor(private readonly options: AppEngineOptions) {
+    this.deadlineSweep = setInterval(() => {
+      const now = Date.now();
+      for (const invocation of this.inFlight) invocation.checkDeadline(now);
+    }, 1_000);
+    this.deadlineSweep.unref();
     const idleMs = options.profile['idle-timeout'] * 1000;
     if (idleMs > 0) {
       this.idleTimer = setInterval(() => this.shrinkIdle(idleMs), Math.min(1_000, Math.max(20, idleMs / 4)));
@@ -324,6 +330,7 @@ export class AppEngine {
       });
     }
     this.state = 'stopped';
+    clearInterval(this.deadlineSweep);
     if (this.idleTimer) clearInterval(this.idleTimer);
     if (this.respawnTimer) clearTimeout(this.respawnTimer);
     const error = new UnavailableError('app_stopped', `app "${this.name}" stopped: ${reason}`);

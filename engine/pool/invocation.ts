@@ -9,6 +9,9 @@ interface ResultListeners {
   onError(error: Error): void;
 }
 
+/** Deadlines closer than this get their own timer; later ones are swept once a second. */
+export const NEAR_DEADLINE_MS = 30_000;
+
 export type InvocationOutcome = 'completed' | 'failed' | 'timeout' | 'cancelled';
 
 /**
@@ -23,7 +26,7 @@ export class PooledInvocation implements Invocation, ChannelListener {
   private bodyEnded = false;
   private finished = false;
   private listeners: ResultListeners | undefined;
-  private early: Array<{ chunk?: Buffer; end?: true; error?: Error }> = [];
+  private early: Array<{ chunk?: Buffer; end?: true; error?: Error }> | undefined;
   private deadlineTimer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -34,9 +37,15 @@ export class PooledInvocation implements Invocation, ChannelListener {
     const delay = deadline - Date.now();
     if (delay <= 0) {
       queueMicrotask(() => this.expire());
-    } else if (delay < 2_147_483_647) {
+    } else if (delay <= NEAR_DEADLINE_MS) {
       this.deadlineTimer = setTimeout(() => this.expire(), delay);
     }
+    // Far deadlines (the profile's default is a day) are swept by the app engine: no timer per call.
+  }
+
+  /** Expires the call if its deadline has passed (the app engine's sweep, for far deadlines). */
+  checkDeadline(now: number): void {
+    if (!this.finished && now >= this.deadline) this.expire();
   }
 
   get isFinished(): boolean {
@@ -69,8 +78,8 @@ export class PooledInvocation implements Invocation, ChannelListener {
 
   listen(listeners: ResultListeners): void {
     this.listeners = listeners;
-    const early = this.early;
-    this.early = [];
+    const early = this.early ?? [];
+    this.early = undefined;
     for (const item of early) {
       if (item.chunk) listeners.onChunk(item.chunk);
       else if (item.end) listeners.onEnd();
@@ -145,7 +154,7 @@ export class PooledInvocation implements Invocation, ChannelListener {
   private emit(item: { chunk?: Buffer; end?: true; error?: Error }): void {
     const listeners = this.listeners;
     if (!listeners) {
-      this.early.push(item);
+      (this.early ??= []).push(item);
       return;
     }
     if (item.chunk) listeners.onChunk(item.chunk);
