@@ -9,7 +9,7 @@
  */
 import { connect, type Socket } from 'node:net';
 import { FrameDecoder, FrameType, PROTOCOL_VERSION, type HandshakePayload } from '../../../engine/protocol/frames.js';
-import { dieBeforeHandshake, readWorkerEnv, type WorkerEnv } from '../../../engine/protocol/worker-env.js';
+import { dieBeforeHandshake, keepAlive, readWorkerEnv, type WorkerEnv } from '../../../engine/protocol/worker-env.js';
 import { Dispatcher } from './dispatcher.js';
 import { NATIVE_ABI_VERSION, NativeLoadError, loadNativeApp, type NativeApp } from './library.js';
 import { Wire } from './wire.js';
@@ -28,8 +28,7 @@ function readEnv(env: NodeJS.ProcessEnv): WorkerEnv {
 
 function run(env: WorkerEnv, socket: Socket, wire: Wire, dispatcher: Dispatcher, app: NativeApp, events: string[] | undefined): void {
   const decoder = new FrameDecoder();
-  let heard = true;
-  let silentSince = Date.now();
+  const heard = keepAlive('cocaine native runtime', env, socket, () => wire.send(FrameType.HEARTBEAT, 0));
   let terminating = false;
 
   const terminate = async (): Promise<void> => {
@@ -47,7 +46,7 @@ function run(env: WorkerEnv, socket: Socket, wire: Wire, dispatcher: Dispatcher,
   };
 
   socket.on('data', (data: Buffer) => {
-    heard = true;
+    heard();
     try {
       decoder.push(data, (frame) => {
         if (frame.channel !== 0) dispatcher.onFrame(frame);
@@ -58,26 +57,6 @@ function run(env: WorkerEnv, socket: Socket, wire: Wire, dispatcher: Dispatcher,
       die(`protocol error from the engine: ${(error as Error).message}`);
     }
   });
-  socket.on('error', (error) => {
-    process.stderr.write(`cocaine native runtime: engine socket error: ${error.message}\n`);
-  });
-  // No worker outlives its engine.
-  socket.on('close', () => process.exit(0));
-
-  setInterval(() => wire.send(FrameType.HEARTBEAT, 0), env.heartbeatMs);
-  setInterval(
-    () => {
-      const now = Date.now();
-      if (heard) {
-        heard = false;
-        silentSince = now;
-      } else if (now - silentSince >= env.disownMs) {
-        process.stderr.write(`cocaine native runtime: nothing from the engine for ${env.disownMs} ms, exiting\n`);
-        process.exit(2);
-      }
-    },
-    Math.max(10, Math.min(1000, env.disownMs / 4)),
-  );
 
   const handshake: HandshakePayload = {
     protocol: PROTOCOL_VERSION,

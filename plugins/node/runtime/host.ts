@@ -5,7 +5,7 @@
  */
 import { connect, type Socket } from 'node:net';
 import { FrameDecoder, FrameType, PROTOCOL_VERSION } from '../../../engine/protocol/frames.js';
-import { dieBeforeHandshake, readWorkerEnv, type WorkerEnv } from '../../../engine/protocol/worker-env.js';
+import { dieBeforeHandshake, keepAlive, readWorkerEnv, type WorkerEnv } from '../../../engine/protocol/worker-env.js';
 import { Dispatcher } from './dispatcher.js';
 import { loadHandlers, type BoundHandler } from './handlers.js';
 import { Wire } from './wire.js';
@@ -20,8 +20,7 @@ function run(env: WorkerEnv, socket: Socket, handlers: Map<string, BoundHandler>
   const wire = new Wire(socket);
   const dispatcher = new Dispatcher(wire, handlers);
   const decoder = new FrameDecoder();
-  let heard = true;
-  let silentSince = Date.now();
+  const heard = keepAlive('cocaine node runtime', env, socket, () => wire.send(FrameType.HEARTBEAT, 0));
 
   const onControl = (type: number): void => {
     if (type === FrameType.TERMINATE) {
@@ -33,7 +32,7 @@ function run(env: WorkerEnv, socket: Socket, handlers: Map<string, BoundHandler>
   };
 
   socket.on('data', (data: Buffer) => {
-    heard = true;
+    heard();
     try {
       decoder.push(data, (frame) => {
         if (frame.channel === 0) onControl(frame.type);
@@ -44,27 +43,6 @@ function run(env: WorkerEnv, socket: Socket, handlers: Map<string, BoundHandler>
     }
     dispatcher.startPending();
   });
-  socket.on('error', (error) => {
-    process.stderr.write(`cocaine node runtime: engine socket error: ${error.message}\n`);
-  });
-  // No worker outlives its engine.
-  socket.on('close', () => process.exit(0));
-
-  setInterval(() => wire.send(FrameType.HEARTBEAT, 0), env.heartbeatMs);
-  // A flag instead of a timestamp per read: the hot path stays free of Date.now().
-  setInterval(
-    () => {
-      const now = Date.now();
-      if (heard) {
-        heard = false;
-        silentSince = now;
-      } else if (now - silentSince >= env.disownMs) {
-        process.stderr.write(`cocaine node runtime: nothing from the engine for ${env.disownMs} ms, exiting\n`);
-        process.exit(2);
-      }
-    },
-    Math.max(10, Math.min(1000, env.disownMs / 4)),
-  );
 
   const handshake = {
     protocol: PROTOCOL_VERSION,
