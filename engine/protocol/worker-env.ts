@@ -1,7 +1,8 @@
 /**
  * What the engine tells a worker through its environment (docs/worker-protocol.md, "Start-up"),
- * read and checked once. Shared by the Node-based runtimes; imports nothing but frames.ts.
+ * read and checked once. Shared by the Node-based runtimes; imports nothing but node:net and frames.ts.
  */
+import { connect, type Socket } from 'node:net';
 import { PROTOCOL_VERSION } from './frames.js';
 
 export interface WorkerEnv {
@@ -79,4 +80,19 @@ export function keepAlive(runtime: string, env: WorkerEnv, socket: EngineSocket,
   return () => {
     heard = true;
   };
+}
+
+/**
+ * Starts connecting to the engine's socket at once (the app loads meanwhile); `connected` settles
+ * when the connection is up or has failed, and never counts as an unhandled rejection.
+ */
+export function connectToEngine(endpoint: string): { socket: Socket; connected: Promise<void> } {
+  const socket = connect(endpoint);
+  socket.setNoDelay(true);
+  const connected = new Promise<void>((resolve, reject) => {
+    socket.once('connect', resolve);
+    socket.once('error', reject);
+  });
+  connected.catch(() => {});
+  return { socket, connected };
 }

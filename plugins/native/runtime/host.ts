@@ -7,9 +7,9 @@
  * No signal handlers are installed: a crash in the app (SIGSEGV, abort) ends this process with
  * that signal, which the engine reports as the reason the call failed.
  */
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { FrameDecoder, FrameType, PROTOCOL_VERSION, type HandshakePayload } from '../../../engine/protocol/frames.js';
-import { dieBeforeHandshake, keepAlive, readWorkerEnv, type WorkerEnv } from '../../../engine/protocol/worker-env.js';
+import { connectToEngine, dieBeforeHandshake, keepAlive, readWorkerEnv, type WorkerEnv } from '../../../engine/protocol/worker-env.js';
 import { Dispatcher } from './dispatcher.js';
 import { NATIVE_ABI_VERSION, NativeLoadError, loadNativeApp, type NativeApp } from './library.js';
 import { Wire } from './wire.js';
@@ -71,13 +71,7 @@ function run(env: WorkerEnv, socket: Socket, wire: Wire, dispatcher: Dispatcher,
 }
 
 const env = readEnv(process.env);
-const socket = connect(env.endpoint);
-socket.setNoDelay(true);
-const connected = new Promise<void>((resolveConnected, reject) => {
-  socket.once('connect', resolveConnected);
-  socket.once('error', reject);
-});
-connected.catch(() => {});
+const { socket, connected } = connectToEngine(env.endpoint);
 
 const wire = new Wire(socket);
 const dispatcher = new Dispatcher(wire);

@@ -3,9 +3,9 @@
  * (docs/worker-protocol.md). Imports nothing heavy: a worker's cold start is node's own start plus
  * the app's import.
  */
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { FrameDecoder, FrameType, PROTOCOL_VERSION } from '../../../engine/protocol/frames.js';
-import { dieBeforeHandshake, keepAlive, readWorkerEnv, type WorkerEnv } from '../../../engine/protocol/worker-env.js';
+import { connectToEngine, dieBeforeHandshake, keepAlive, readWorkerEnv, type WorkerEnv } from '../../../engine/protocol/worker-env.js';
 import { Dispatcher } from './dispatcher.js';
 import { loadHandlers, type BoundHandler } from './handlers.js';
 import { Wire } from './wire.js';
@@ -57,13 +57,7 @@ function run(env: WorkerEnv, socket: Socket, handlers: Map<string, BoundHandler>
 }
 
 const env = readEnv(process.env);
-const socket = connect(env.endpoint);
-socket.setNoDelay(true);
-const connected = new Promise<void>((resolve, reject) => {
-  socket.once('connect', resolve);
-  socket.once('error', reject);
-});
-connected.catch(() => {});
+const { socket, connected } = connectToEngine(env.endpoint);
 
 // The app is loaded while the socket connects, and before the handshake: a broken app fails here.
 let handlers: Map<string, BoundHandler>;
