@@ -23,26 +23,43 @@ const RETENTION_MS = 7 * 24 * 3600 * 1000;
 
 /** Event statuses in the KV bucket `<prefix>-event-status`: the same seen from every node. */
 export class StatusStore {
-  private constructor(readonly kv: KV) {}
+  private constructor(
+    readonly kv: KV,
+    private readonly nc: NatsConnection,
+    private readonly bucket: string,
+  ) {}
 
   static async open(nc: NatsConnection, prefix: string, replicas: number): Promise<StatusStore> {
-    return new StatusStore(await new Kvm(nc).create(`${prefix}-event-status`, { replicas, history: 1, ttl: RETENTION_MS }));
+    const bucket = `${prefix}-event-status`;
+    return new StatusStore(await new Kvm(nc).create(bucket, { replicas, history: 1, ttl: RETENTION_MS }), nc, bucket);
   }
 
   async get(id: string): Promise<StoredStatus | undefined> {
-    const entry = await withRetry(`reading the status of ${id}`, () => this.kv.get(key(id)));
+    const entry = await withRetry(`reading the status of ${id}`, () => this.kv.get(statusKey(id)));
     return entry && entry.operation === 'PUT' && entry.length > 0 ? entry.json<StoredStatus>() : undefined;
   }
 
   async put(status: StoredStatus): Promise<void> {
     const value = JSON.stringify({ ...status, updatedAt: Date.now() });
-    await withRetry(`storing the status of ${status.id}`, () => this.kv.put(key(status.id), value));
+    await withRetry(`storing the status of ${status.id}`, () => this.kv.put(statusKey(status.id), value));
+  }
+
+  /**
+   * Sends the status without waiting for the server's ack (a KV put is a publish on `$KV.<bucket>.<key>`).
+   * For writes nothing depends on: a later put on this connection lands after it.
+   */
+  putWithoutAck(status: StoredStatus): void {
+    try {
+      this.nc.publish(`$KV.${this.bucket}.${statusKey(status.id)}`, JSON.stringify({ ...status, updatedAt: Date.now() }));
+    } catch {
+      // connection closed: the next awaited put reports it
+    }
   }
 
   /** Stores only when no status exists yet; false when one does (a repeated client id). */
   async create(status: StoredStatus): Promise<boolean> {
     try {
-      await this.kv.create(key(status.id), JSON.stringify(status));
+      await this.kv.create(statusKey(status.id), JSON.stringify(status));
       return true;
     } catch {
       return (await this.get(status.id)) === undefined ? Promise.reject(new Error(`cannot store the status of ${status.id}`)) : false;
@@ -50,8 +67,8 @@ export class StatusStore {
   }
 }
 
-/** Event ids are any client string: base64url keeps KV keys valid. */
-function key(id: string): string {
+/** Event ids are any client string: base64url keeps KV keys and subject tokens valid. */
+export function statusKey(id: string): string {
   return /^[A-Za-z0-9_-]+$/.test(id) ? id : `b64_${Buffer.from(id).toString('base64url')}`;
 }
 

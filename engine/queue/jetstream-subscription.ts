@@ -124,7 +124,10 @@ export class JetStreamSubscription implements Subscription {
       }
     }
     const attempt = base.attempts + 1;
-    await statuses.put({ ...base, state: 'PROCESSING', attempts: attempt });
+    // Not awaited: the handler needs nothing from it, and the settling put below, sent later on the
+    // same connection, lands after it. It is on the wire before the handler runs, so a node that
+    // dies mid-event leaves PROCESSING behind and the redelivery counts the attempt.
+    statuses.putWithoutAck({ ...base, state: 'PROCESSING', attempts: attempt });
     const processing = this.core.processing;
     processing.set(this.app, (processing.get(this.app) ?? 0) + 1);
     try {

@@ -17,7 +17,7 @@ import { connectNats } from '../nats/connection.js';
 import { withRetry } from '../nats/retry.js';
 import { newEventId } from './ids.js';
 import { checkEnqueueInput } from './local-records.js';
-import { StatusStore, toEventStatus, type StoredStatus } from './jetstream-status.js';
+import { StatusStore, statusKey, toEventStatus, type StoredStatus } from './jetstream-status.js';
 import { Header, JetStreamSubscription } from './jetstream-subscription.js';
 import { DEFAULT_QUEUE_OPTIONS, type EnqueueInput, type EnqueueResult, type EventHandler, type EventStatus, type Queue, type QueueOptions, type SubscribeOptions, type Subscription } from './types.js';
 
@@ -102,8 +102,14 @@ export class JetStreamQueue implements Queue {
     return `${this.prefix.toUpperCase().replace(/[^A-Z0-9_-]/g, '_')}_DLQ`;
   }
 
-  private subject(app: string): string {
-    return `${this.prefix}.events.${app}`;
+  /** One subject per event (`<prefix>.events.<id token>.<app>`): a PENDING event is found by its id. */
+  private subject(app: string, id: string): string {
+    return `${this.prefix}.events.${statusKey(id)}.${app}`;
+  }
+
+  /** The app's events, whatever their id. */
+  private appFilter(app: string): string {
+    return `${this.prefix}.events.*.${app}`;
   }
 
   async enqueue(input: EnqueueInput): Promise<EnqueueResult> {
@@ -111,8 +117,10 @@ export class JetStreamQueue implements Queue {
     const id = input.id ?? newEventId();
     const now = Date.now();
     const status: StoredStatus = { id, app: input.app, event: input.event, state: 'PENDING', attempts: 0, maxAttempts, resultTruncated: false, createdAt: now, updatedAt: now };
-    if (input.id === undefined) await this.statuses.put(status);
-    else if (!(await this.statuses.create(status))) {
+    // A fresh id needs no status write: until its first attempt the message itself is the status
+    // (see status()). A client id is recorded first, so a repeat stays a duplicate past the stream's
+    // deduplication window.
+    if (input.id !== undefined && !(await this.statuses.create(status))) {
       // The first enqueue may have failed between its status and its publish (the caller retries):
       // publish again while the stream still deduplicates the id, so the event is never lost.
       const existing = await this.statuses.get(id);
@@ -134,12 +142,34 @@ export class JetStreamQueue implements Queue {
     h.set(Header.createdAt, String(createdAt));
     if (input.notBefore) h.set(Header.notBefore, String(input.notBefore));
     if (Object.keys(input.headers).length > 0) h.set(Header.headers, JSON.stringify(input.headers));
-    return withRetry(`publishing event ${id}`, () => this.js.publish(this.subject(input.app), input.data, { msgID: id, headers: h }));
+    return withRetry(`publishing event ${id}`, () => this.js.publish(this.subject(input.app, id), input.data, { msgID: id, headers: h }));
   }
 
+  /**
+   * KV holds the status from the first attempt on; before it, the message in the work stream is the
+   * status. The stream is read first: a message gone by then was acked, and its final status was
+   * stored before the ack, so the KV read after it sees it.
+   */
   async status(id: string): Promise<EventStatus | undefined> {
+    const message = await withRetry(`reading the event ${id}`, () =>
+      this.jsm.streams.getMessage(this.eventsStream, { last_by_subj: `${this.prefix}.events.${statusKey(id)}.>` }),
+    );
     const stored = await this.statuses.get(id);
-    return stored ? toEventStatus(stored) : undefined;
+    if (stored) return toEventStatus(stored);
+    if (!message) return undefined;
+    const headers = message.header;
+    const createdAt = Number(headers.get(Header.createdAt) || message.timestamp);
+    return toEventStatus({
+      id,
+      app: message.subject.slice(`${this.prefix}.events.${statusKey(id)}.`.length),
+      event: headers.get(Header.event),
+      state: 'PENDING',
+      attempts: 0,
+      maxAttempts: Number(headers.get(Header.maxAttempts) || this.options.defaultMaxAttempts),
+      resultTruncated: false,
+      createdAt,
+      updatedAt: createdAt,
+    });
   }
 
   subscribe(app: string, handler: EventHandler, options: SubscribeOptions): Subscription {
@@ -180,7 +210,7 @@ export class JetStreamQueue implements Queue {
       durable_name: durable,
       ack_policy: AckPolicy.Explicit,
       deliver_policy: DeliverPolicy.All,
-      filter_subject: this.subject(app),
+      filter_subject: this.appFilter(app),
       ack_wait: nanos(this.options.ackWaitMs),
       // Our attempt accounting (in KV) decides when an event is dead, not the server.
       max_deliver: -1,
@@ -219,10 +249,16 @@ export class JetStreamQueue implements Queue {
 
   /** Messages of the app in the work stream, less those being handled here (exact on one node). */
   async depth(app: string): Promise<number> {
-    const subject = this.subject(app);
-    const info = await this.jsm.streams.info(this.eventsStream, { subjects_filter: subject });
-    const stored = info.state.subjects?.[subject] ?? 0;
+    const consumer = await this.jsm.consumers.info(this.eventsStream, `${this.prefix}-${durableToken(app)}`).catch(() => undefined);
+    // Not delivered yet + delivered and not acked (running anywhere, delayed or backing off).
+    const stored = consumer ? consumer.num_pending + consumer.num_ack_pending : await this.storedWithoutConsumer(app);
     return Math.max(0, stored - (this.processing.get(app) ?? 0));
+  }
+
+  /** No node consumed the app yet: count its messages in the stream (one subject per event). */
+  private async storedWithoutConsumer(app: string): Promise<number> {
+    const info = await this.jsm.streams.info(this.eventsStream, { subjects_filter: this.appFilter(app) });
+    return Object.values(info.state.subjects ?? {}).reduce((sum, count) => sum + count, 0);
   }
 
   async deadLetters(app?: string): Promise<EventStatus[]> {
@@ -240,9 +276,10 @@ export class JetStreamQueue implements Queue {
 
   async redrive(id: string): Promise<EventStatus> {
     const stored = await this.statuses.get(id);
-    if (!stored) throw new NotFoundError('event_not_found', `no event with id "${id}"`);
-    if (stored.state !== 'FAILED' || stored.dlqSeq === undefined) {
-      throw new InvalidInputError('invalid_argument', `event "${id}" is ${stored.state}: only FAILED events can be redriven`);
+    if (!stored || stored.state !== 'FAILED' || stored.dlqSeq === undefined) {
+      const state = stored?.state ?? (await this.status(id))?.state;
+      if (!state) throw new NotFoundError('event_not_found', `no event with id "${id}"`);
+      throw new InvalidInputError('invalid_argument', `event "${id}" is ${state}: only FAILED events can be redriven`);
     }
     const message = await this.jsm.streams.getMessage(this.dlqStream, { seq: stored.dlqSeq });
     if (!message) throw new NotFoundError('event_not_found', `the dead letter of event "${id}" is gone`);
@@ -251,7 +288,7 @@ export class JetStreamQueue implements Queue {
     h.set(Header.redriven, '1');
     const redriven: StoredStatus = { ...stored, state: 'PENDING', attempts: 0, dlqSeq: undefined };
     await this.statuses.put(redriven);
-    await this.js.publish(this.subject(stored.app), message.data, { msgID: `${id}:redrive:${Date.now()}`, headers: h });
+    await this.js.publish(this.subject(stored.app, id), message.data, { msgID: `${id}:redrive:${Date.now()}`, headers: h });
     await this.jsm.streams.deleteMessage(this.dlqStream, stored.dlqSeq).catch(() => undefined);
     return toEventStatus({ ...redriven, updatedAt: Date.now() });
   }
