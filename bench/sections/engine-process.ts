@@ -13,8 +13,8 @@ export interface BenchEngine {
 }
 
 /** A real engine process on a temp data dir, with a client. */
-export async function benchEngine(args: string[] = [], env: Record<string, string> = {}): Promise<BenchEngine> {
-  const engine = await startEngine({ args, env });
+export async function benchEngine(args: string[] = [], env: Record<string, string> = {}, nodeArgs: string[] = []): Promise<BenchEngine> {
+  const engine = await startEngine({ args, env, nodeArgs });
   const client = connect(engine.address);
   return {
     engine,

@@ -21,10 +21,12 @@ import type {
   SessionFrameMessage,
 } from './messages.js';
 import { cocaineProto } from './proto.js';
+import { EnqueueStreamClient, type EnqueueOptions } from './enqueue-client.js';
 import { SessionClient } from './session-client.js';
 import { errorFromStatus } from './status.js';
 
 export { SessionClient, type SessionCallOptions } from './session-client.js';
+export { EnqueueStreamClient, type EnqueueOptions } from './enqueue-client.js';
 
 export interface ConnectOptions {
   /** Largest message sent or received (default 64 MiB, as the server). */
@@ -38,13 +40,6 @@ export interface InvokeOptions {
   /** Per-request deadline in ms, sent as timeout_ms and as the gRPC deadline (+1 s slack). */
   timeoutMs?: number;
   signal?: AbortSignal;
-}
-
-export interface EnqueueOptions {
-  headers?: Record<string, string>;
-  maxAttempts?: number;
-  delayMs?: number;
-  id?: string;
 }
 
 export interface UploadAppOptions {
@@ -191,6 +186,11 @@ export class EngineClient {
       delayMs: options.delayMs ?? 0,
       id: options.id ?? '',
     });
+  }
+
+  /** Many enqueues over one stream (high-throughput producers). */
+  enqueueStream(): EnqueueStreamClient {
+    return new EnqueueStreamClient(this.engine.EnqueueStream());
   }
 
   status(id: string): Promise<EventStatusMessage> {

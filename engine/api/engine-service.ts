@@ -3,11 +3,14 @@ import { InvalidInputError, NotFoundError } from '../errors/index.js';
 import { parseTarget } from '../util/names.js';
 import { deadlineOf, pipeResult, type SlowReaderLimits } from './call-utils.js';
 import { eventStatusMessage } from './convert.js';
+import { enqueueRequest, serveEnqueueStream } from './enqueue-stream.js';
 import type { EngineFacade, Invocation } from './facade.js';
 import type {
   ChunkMessage,
   EnqueueReplyMessage,
   EnqueueRequestMessage,
+  EnqueueStreamReplyMessage,
+  EnqueueStreamRequestMessage,
   EventStatusMessage,
   InvokeRequestMessage,
   InvokeStreamRequestMessage,
@@ -93,28 +96,21 @@ export function engineService(facade: EngineFacade, sessions: SessionRegistry, o
     },
 
     Enqueue(call: ServerUnaryCall<EnqueueRequestMessage, EnqueueReplyMessage>, callback: sendUnaryData<EnqueueReplyMessage>) {
-      const request = call.request;
-      let target: { app: string; event: string };
+      let queued: Promise<EnqueueReplyMessage>;
       try {
-        target = parseTarget(request.target);
+        queued = enqueueRequest(facade, call.request);
       } catch (error) {
         callback(statusFromError(error));
         return;
       }
-      facade
-        .enqueue({
-          app: target.app,
-          event: target.event,
-          data: request.data,
-          headers: request.headers,
-          maxAttempts: request.maxAttempts > 0 ? request.maxAttempts : undefined,
-          delayMs: request.delayMs > 0 ? request.delayMs : undefined,
-          id: request.id !== '' ? request.id : undefined,
-        })
-        .then(
-          (result) => callback(null, { id: result.id, duplicate: result.duplicate }),
-          (error: unknown) => callback(statusFromError(error)),
-        );
+      queued.then(
+        (result) => callback(null, { id: result.id, duplicate: result.duplicate }),
+        (error: unknown) => callback(statusFromError(error)),
+      );
+    },
+
+    EnqueueStream(call: ServerDuplexStream<EnqueueStreamRequestMessage, EnqueueStreamReplyMessage>) {
+      serveEnqueueStream(facade, call);
     },
 
     Status(call: ServerUnaryCall<StatusRequestMessage, EventStatusMessage>, callback: sendUnaryData<EventStatusMessage>) {

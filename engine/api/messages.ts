@@ -55,6 +55,18 @@ export interface EnqueueReplyMessage {
   duplicate: boolean;
 }
 
+export interface EnqueueStreamRequestMessage {
+  seq: number;
+  event?: EnqueueRequestMessage | null;
+}
+
+export interface EnqueueStreamReplyMessage {
+  seq: number;
+  id?: string;
+  duplicate?: boolean;
+  error?: ErrorMessage | null;
+}
+
 export interface StatusRequestMessage {
   id: string;
 }

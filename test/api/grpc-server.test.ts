@@ -199,6 +199,42 @@ describe('gRPC transport over a test facade', () => {
     expect((await failure(client.enqueue('bad target', ''))).status).toBe(status.INVALID_ARGUMENT);
   });
 
+  it('EnqueueStream answers each event by seq; a refused event gets its own error, the others go through', async () => {
+    const stream = client.enqueueStream();
+    const replies = await Promise.allSettled(
+      Array.from({ length: 3_000 }, (_, i) => {
+        if (i === 7) return stream.enqueue('ghost@echo', 'x');
+        if (i === 8) return stream.enqueue('bad target', 'x');
+        return stream.enqueue('test@echo', `event ${i}`, { id: `stream-${i}` });
+      }),
+    );
+    await stream.close();
+    expect(replies[7]).toMatchObject({ status: 'rejected', reason: { status: status.NOT_FOUND, code: 'app_not_found' } });
+    expect(replies[8]).toMatchObject({ status: 'rejected', reason: { status: status.INVALID_ARGUMENT } });
+    const queued = replies.filter((reply) => reply.status === 'fulfilled');
+    expect(queued).toHaveLength(2_998);
+    expect(replies[2_999]).toEqual({ status: 'fulfilled', value: { id: 'stream-2999', duplicate: false } });
+    expect(facade.events.get('stream-1500')?.result?.toString()).toBe('event 1500');
+    await expect(stream.enqueue('test@echo', 'late')).rejects.toMatchObject({ code: 'cancelled' });
+  });
+
+  it('EnqueueStream stops reading at 1,024 events in flight and resumes as they are answered', async () => {
+    let open!: () => void;
+    facade.enqueueGate = new Promise<void>((resolve) => (open = resolve));
+    const before = facade.enqueueCalls;
+    const stream = client.enqueueStream();
+    const all = Promise.all(Array.from({ length: 4_000 }, (_, i) => stream.enqueue('test@echo', 'x', { id: `window-${i}` })));
+    await waitUntil(() => facade.enqueueCalls - before >= 1_024);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(facade.enqueueCalls - before).toBe(1_024);
+    expect(stream.inFlight).toBe(4_000);
+    facade.enqueueGate = undefined;
+    open();
+    expect((await all).map((reply) => reply.id)).toEqual(Array.from({ length: 4_000 }, (_, i) => `window-${i}`));
+    expect(facade.enqueueCalls - before).toBe(4_000);
+    await stream.close();
+  });
+
   it('UploadApp streams the archive in chunks; a bad manifest or an oversized archive is INVALID_ARGUMENT', async () => {
     const archive = Buffer.alloc(3 * 1024 * 1024 + 17);
     for (let i = 0; i < archive.length; i++) archive[i] = i % 251;

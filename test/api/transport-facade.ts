@@ -169,6 +169,9 @@ export class TransportTestFacade implements EngineFacade {
   readonly uploads: UploadAppInput[] = [];
   readonly events = new Map<string, EventStatus>();
   logsAborted = 0;
+  /** Enqueue calls received; while `enqueueGate` is set each waits for it before answering. */
+  enqueueCalls = 0;
+  enqueueGate: Promise<void> | undefined;
 
   invoke(request: InvocationRequest): Invocation {
     if (request.app !== 'test') throw new NotFoundError('app_not_found', `app "${request.app}" is not deployed`);
@@ -179,6 +182,8 @@ export class TransportTestFacade implements EngineFacade {
   }
 
   async enqueue(input: { app: string; event: string; data: Buffer; headers: Record<string, string>; maxAttempts?: number; delayMs?: number; id?: string }) {
+    this.enqueueCalls++;
+    if (this.enqueueGate) await this.enqueueGate;
     if (input.app !== 'test') throw new NotFoundError('app_not_found', `app "${input.app}" is not deployed`);
     const id = input.id ?? `ev-${this.events.size + 1}`;
     const duplicate = this.events.has(id);

@@ -58,6 +58,24 @@ describe('fire-and-forget events (durable local queue)', () => {
     await expect(rpc.status('no-such-id')).rejects.toMatchObject({ status: 5 });
   });
 
+  it('queues 2,000 events over one EnqueueStream; each completes with its own result', async () => {
+    const stream = rpc.client.enqueueStream();
+    const replies = await Promise.all(Array.from({ length: 2_000 }, (_, i) => stream.enqueue('node-echo@echo', `streamed ${i}`)));
+    await stream.close();
+    expect(new Set(replies.map((reply) => reply.id)).size).toBe(2_000);
+    for (const i of [0, 999, 1_999]) {
+      const status = await waitFor(`event ${i}`, async () => {
+        const current = await rpc.status(replies[i]!.id);
+        return current.state === 'COMPLETED' ? current : undefined;
+      });
+      expect(status.result?.toString()).toBe(`streamed ${i}`);
+    }
+    await waitFor('every event', async () => {
+      const states = await Promise.all(replies.map((reply) => rpc.status(reply.id)));
+      return states.every((state) => state.state === 'COMPLETED') || undefined;
+    });
+  });
+
   it('loses no accepted event when the engine is SIGKILLed, and finishes them after a restart', async () => {
     const ids: string[] = [];
     for (let i = 0; i < 60; i++) ids.push((await rpc.enqueue('node-slow@sleep', '30')).id);

@@ -26,6 +26,8 @@ export interface StartEngineOptions {
   dataDir?: string;
   args?: string[];
   env?: Record<string, string>;
+  /** Flags for node itself (e.g. --cpu-prof), before the engine's script. */
+  nodeArgs?: string[];
   /** Remove the data dir when stopped (default: only when we created it). */
   keepData?: boolean;
 }
@@ -48,7 +50,7 @@ export function tempDir(prefix: string): string {
 export async function startEngine(options: StartEngineOptions = {}): Promise<RunningEngine> {
   if (!existsSync(ENGINE_MAIN)) throw new Error(`${ENGINE_MAIN} is missing: run npm run build first`);
   const dataDir = options.dataDir ?? tempDir('data');
-  const child = spawn(process.execPath, [ENGINE_MAIN, '--listen', '127.0.0.1:0', '--data', dataDir, '--log-level', 'warn', ...(options.args ?? [])], {
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), ENGINE_MAIN, '--listen', '127.0.0.1:0', '--data', dataDir, '--log-level', 'warn', ...(options.args ?? [])], {
     env: { ...process.env, COCAINE_DRAIN_TIMEOUT_MS: '3000', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -1,0 +1,79 @@
+import type { ServerDuplexStream } from '@grpc/grpc-js';
+import { InvalidInputError } from '../errors/index.js';
+import { parseTarget } from '../util/names.js';
+import type { EngineFacade } from './facade.js';
+import type { EnqueueReplyMessage, EnqueueRequestMessage, EnqueueStreamReplyMessage, EnqueueStreamRequestMessage } from './messages.js';
+import { errorFrameOf } from './status.js';
+
+/** Events of one EnqueueStream being queued at once; past it the engine stops reading the stream. */
+export const ENQUEUE_STREAM_WINDOW = 1024;
+
+/** An Enqueue request on the wire → the facade's input (throws InvalidInputError on a bad target). */
+export function enqueueRequest(facade: EngineFacade, request: EnqueueRequestMessage): Promise<EnqueueReplyMessage> {
+  const { app, event } = parseTarget(request.target);
+  return facade.enqueue({
+    app,
+    event,
+    data: request.data,
+    headers: request.headers,
+    maxAttempts: request.maxAttempts > 0 ? request.maxAttempts : undefined,
+    delayMs: request.delayMs > 0 ? Number(request.delayMs) : undefined,
+    id: request.id !== '' ? request.id : undefined,
+  });
+}
+
+/**
+ * Engine.EnqueueStream: each request is queued as it comes, its reply (seq + id, or seq + error)
+ * sent once the queue accepted or refused it. Flow control is the stream's own: with
+ * ENQUEUE_STREAM_WINDOW events pending the engine pauses reading, so HTTP/2 window updates stop
+ * and a fast producer waits instead of piling events up in memory. The stream ends after the
+ * client half-closes and every reply is out.
+ */
+export function serveEnqueueStream(facade: EngineFacade, call: ServerDuplexStream<EnqueueStreamRequestMessage, EnqueueStreamReplyMessage>): void {
+  let pending = 0;
+  let paused = false;
+  let inputEnded = false;
+  let finished = false;
+
+  const finishIfDone = () => {
+    if (!inputEnded || pending > 0 || finished) return;
+    finished = true;
+    call.end();
+  };
+  const reply = (message: EnqueueStreamReplyMessage) => {
+    pending--;
+    if (!finished) call.write(message);
+    if (paused && pending < ENQUEUE_STREAM_WINDOW / 2) {
+      paused = false;
+      call.resume();
+    }
+    finishIfDone();
+  };
+
+  call.on('data', (message: EnqueueStreamRequestMessage) => {
+    const seq = message.seq;
+    pending++;
+    if (pending >= ENQUEUE_STREAM_WINDOW && !paused) {
+      paused = true;
+      call.pause();
+    }
+    let queued: Promise<EnqueueReplyMessage>;
+    try {
+      if (!message.event) throw new InvalidInputError('invalid_argument', `EnqueueStream: request ${seq} carries no \`event\``, { field: 'event' });
+      queued = enqueueRequest(facade, message.event);
+    } catch (error) {
+      queued = Promise.reject(error);
+    }
+    queued.then(
+      (result) => reply({ seq, id: result.id, duplicate: result.duplicate }),
+      (error: unknown) => reply({ seq, error: errorFrameOf(error) }),
+    );
+  });
+  call.on('end', () => {
+    inputEnded = true;
+    finishIfDone();
+  });
+  // Events already handed to the queue stay queued: a cancelled stream only loses its replies.
+  call.on('cancelled', () => (finished = true));
+  call.on('error', () => (finished = true));
+}
