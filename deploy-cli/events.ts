@@ -3,7 +3,8 @@ import type { EngineClient } from '../engine/api/client.js';
 import type { EventStatusMessage } from '../engine/api/messages.js';
 import { DeadlineError } from '../engine/errors/index.js';
 import { globalsOf, parseInteger, readBody, withClient } from './context.js';
-import { EXIT } from './errors.js';
+import { enqueueLines } from './enqueue-lines.js';
+import { EXIT, UsageError } from './errors.js';
 import { output, printFields, printTable } from './output.js';
 import { eventJson } from './views.js';
 
@@ -43,8 +44,19 @@ export function eventCommands(): Command[] {
     .addOption(new Option('--max-attempts <n>', 'attempts before the event is a dead letter').argParser(parseInteger('--max-attempts', 1)))
     .addOption(new Option('--delay <ms>', 'run no earlier than now + MS').argParser(parseInteger('--delay')))
     .option('--id <id>', 'client-chosen id (enqueueing it again is a no-op)')
+    .option('-l, --lines', 'each non-empty line of stdin or --file is one event (one stream; ids printed in input order)')
     .addHelpText('after', '\nWithout --data or --file the body is read from stdin.')
-    .action(async (target: string, flags: { data?: string; file?: string; maxAttempts?: number; delay?: number; id?: string }, command: Command) => {
+    .action(async (target: string, flags: { data?: string; file?: string; maxAttempts?: number; delay?: number; id?: string; lines?: boolean }, command: Command) => {
+      if (flags.lines) {
+        if (flags.data !== undefined) throw new UsageError('--lines reads stdin or --file, not --data');
+        if (flags.id !== undefined) throw new UsageError('--lines gives every event its own id: drop --id');
+        const globals = globalsOf(command);
+        const outcome = await withClient(command, (client) =>
+          enqueueLines(client, target, { file: flags.file }, { maxAttempts: flags.maxAttempts, delayMs: flags.delay }, globals.json === true, globals.engine),
+        );
+        if (outcome.exitCode !== 0) process.exitCode = outcome.exitCode;
+        return;
+      }
       const data = await readBody(flags);
       const reply = await withClient(command, (client) => client.enqueue(target, data, { maxAttempts: flags.maxAttempts, delayMs: flags.delay, id: flags.id }));
       output(globalsOf(command), { id: reply.id, duplicate: reply.duplicate }, () =>

@@ -34,3 +34,35 @@ export function progressBar(label: string, stream: NodeJS.WriteStream = process.
     },
   };
 }
+
+/** A running count with its rate on stderr (work of unknown size), only when stderr is a terminal. */
+export interface Counter {
+  update(done: number): void;
+  finish(): void;
+}
+
+export function progressCounter(verb: string, noun: string, stream: NodeJS.WriteStream = process.stderr): Counter {
+  if (!stream.isTTY) return { update() {}, finish() {} };
+  const started = Date.now();
+  let last = 0;
+  let count = 0;
+  const draw = () => {
+    const seconds = Math.max(0.001, (Date.now() - started) / 1000);
+    stream.write(`\r${verb} ${count.toLocaleString('en-US')} ${noun}  ${Math.round(count / seconds).toLocaleString('en-US')}/s\x1b[K`);
+  };
+  return {
+    update(done) {
+      count = done;
+      const now = Date.now();
+      if (now - last < 100) return;
+      last = now;
+      draw();
+    },
+    finish() {
+      if (last > 0) {
+        draw();
+        stream.write('\n');
+      }
+    },
+  };
+}

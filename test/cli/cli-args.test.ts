@@ -67,8 +67,9 @@ describe('cocaine-deploy arguments and errors', () => {
 
   describe('against a gRPC server over a test facade', () => {
     let server: GrpcServerHandle;
+    const facade = new TransportTestFacade();
     beforeAll(async () => {
-      server = await startGrpcServer(new TransportTestFacade(), { listen: '127.0.0.1:0' });
+      server = await startGrpcServer(facade, { listen: '127.0.0.1:0' });
     });
     afterAll(async () => {
       await server?.shutdown(1000);
@@ -97,6 +98,24 @@ describe('cocaine-deploy arguments and errors', () => {
         expect({ args, code: result.code }).toEqual({ args, code });
         expect(oneLine(result.stderr)).toMatch(message);
       }
+    });
+
+    it('enqueue --lines queues one event per non-empty line over one stream, ids in input order', async () => {
+      const plain = await run(['--engine', server.address, 'enqueue', 'test@echo', '--lines'], 'first\n\nsecond\r\nthird');
+      expect(plain.code).toBe(0);
+      const ids = plain.stdout.trim().split('\n');
+      expect(ids).toHaveLength(3);
+      expect(ids.map((id) => facade.events.get(id)?.result?.toString())).toEqual(['first', 'second', 'third']);
+      const input = Array.from({ length: 1_000 }, (_, i) => `event ${i}`).join('\n');
+      const json = await run(['--engine', server.address, '--json', 'enqueue', 'test@echo', '--lines'], input);
+      const rows = json.stdout.trim().split('\n').map((line) => JSON.parse(line) as { line: number; id: string });
+      expect(rows.map((row) => row.line)).toEqual(Array.from({ length: 1_000 }, (_, i) => i + 1));
+      expect(facade.events.get(rows[999]!.id)?.result?.toString()).toBe('event 999');
+      const refused = await run(['--engine', server.address, 'enqueue', 'ghost@echo', '--lines'], 'a\nb\n');
+      expect(refused.code).toBe(2);
+      expect(refused.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^cocaine-deploy: line 1: .*ghost/), expect.stringMatching(/^cocaine-deploy: line 2: .*ghost/)]);
+      const misuse = await run(['--engine', server.address, 'enqueue', 'test@echo', '--lines', '--data', 'x']);
+      expect({ code: misuse.code, stderr: oneLine(misuse.stderr) }).toMatchObject({ code: 1, stderr: expect.stringMatching(/--lines reads stdin or --file/) });
     });
 
     it('--json prints machine-readable results', async () => {
