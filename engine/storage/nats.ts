@@ -1,4 +1,4 @@
-import { Kvm, KvWatchInclude, type KV, type KvEntry } from '@nats-io/kv';
+import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
 import { Objm, type ObjectStore } from '@nats-io/obj';
 import { jetstream, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -30,6 +30,14 @@ export interface ResolvedNatsStorageOptions {
 }
 
 export const NATS_STORAGE_DEFAULTS = Object.freeze({ prefix: 'cocaine', replicas: 1, crashlogKeep: 50 });
+
+/** How often a KV watch is checked against its bucket's head revision (see follow()). */
+const WATCH_CHECK_MS = 2_000;
+
+/** The bucket's latest revision (its stream's last sequence). */
+async function headRevision(kv: KV): Promise<number> {
+  return (await kv.status()).streamInfo.state.last_seq;
+}
 
 /** Bounds the changes buffered for one slow watcher; past it the watcher fails instead of growing forever. */
 const WATCH_BUFFER = 4_096;
@@ -110,16 +118,39 @@ export class NatsStorage implements Storage {
     }
   }
 
-  /** Announces updates (not initial values) of one bucket to every watcher; re-watches from the last revision if the server ends the watch. */
-  private async follow(kv: KV, change: (name: string, removed: boolean) => StorageChange, after = 0): Promise<void> {
-    const iterator = await kv.watch(after > 0 ? { resumeFromRevision: after + 1 } : { include: KvWatchInclude.UpdatesOnly });
+  /**
+   * Announces changes of one bucket to every watcher, from revision `after` + 1 (at first: the
+   * bucket's revision now, so only updates). The watch is restarted from the last revision seen
+   * when the server ends it, after a reconnect, and when it goes silent: in a cluster its consumer
+   * may sit on a server that died while this client stays connected to another, and nothing says
+   * so. Every WATCH_CHECK_MS the bucket's head revision is compared with the last one seen; behind
+   * at two checks in a row with nothing received in between means the watch is dead.
+   */
+  private async follow(kv: KV, change: (name: string, removed: boolean) => StorageChange, after?: number): Promise<void> {
+    let last = after ?? (await headRevision(kv));
+    const iterator = await kv.watch({ resumeFromRevision: last + 1 });
     let stopped = false;
-    this.stopWatching.push(() => {
+    let stalledAt: number | undefined;
+    const check = setInterval(() => {
+      void headRevision(kv).then(
+        (head) => {
+          if (stopped || head <= last) {
+            stalledAt = undefined;
+            return;
+          }
+          if (stalledAt === last) iterator.stop();
+          else stalledAt = last;
+        },
+        () => undefined,
+      );
+    }, WATCH_CHECK_MS);
+    check.unref();
+    const stop = () => {
       stopped = true;
+      clearInterval(check);
       iterator.stop();
-    });
-    let last = after;
-    // After a reconnect the watch's consumer may have been on the lost server: re-watch from the last revision.
+    };
+    this.stopWatching.push(stop);
     void (async () => {
       for await (const status of this.nc.status()) {
         if (stopped) return;
@@ -140,9 +171,20 @@ export class NatsStorage implements Storage {
     })()
       .catch(() => undefined)
       .then(() => {
-        if (!stopped && !this.closed) return this.follow(kv, change, last);
-      })
-      .catch(() => undefined);
+        clearInterval(check);
+        if (!stopped) void this.refollow(kv, change, last);
+      });
+  }
+
+  /** Watches again from `after`, retrying while NATS cannot serve the watch yet (a failover). */
+  private async refollow(kv: KV, change: (name: string, removed: boolean) => StorageChange, after: number): Promise<void> {
+    for (let delay = 100; !this.closed && !this.nc.isClosed(); delay = Math.min(2_000, delay * 2)) {
+      try {
+        return await this.follow(kv, change, after);
+      } catch {
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
+    }
   }
 
   async putApp(record: AppRecord, archive: Buffer): Promise<void> {
