@@ -114,8 +114,10 @@ describe('NATS backends on a three-server cluster (R3)', () => {
       const poison = await queue.enqueue({ app, event: 'poison', data: Buffer.from('bad'), headers: {}, maxAttempts: 3 });
       expect(new Set(ids).size).toBe(EVENTS);
 
-      for (let i = 0; i < 3; i++) nodes.push(spawnNode([modulePath, cluster.urls.join(','), prefix, app, '3', '32']));
+      // Handlers take 10 ms, 8 at a time per node: no node drains the queue before the others start.
+      for (let i = 0; i < 3; i++) nodes.push(spawnNode([modulePath, cluster.urls.join(','), prefix, app, '3', '8', '10']));
       await Promise.all(nodes.map((node) => node.ready));
+      for (const node of nodes) node.child.stdin?.write('start\n');
       const consumeStarted = Date.now();
       const unique = () => new Set(nodes.flatMap((node) => node.done)).size;
 
