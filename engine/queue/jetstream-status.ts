@@ -40,7 +40,7 @@ export class StatusStore {
   }
 
   async put(status: StoredStatus): Promise<void> {
-    const value = JSON.stringify({ ...status, updatedAt: Date.now() });
+    const value = encodeStatus(status);
     await withRetry(`storing the status of ${status.id}`, () => this.kv.put(statusKey(status.id), value));
   }
 
@@ -50,7 +50,7 @@ export class StatusStore {
    */
   putWithoutAck(status: StoredStatus): void {
     try {
-      this.nc.publish(`$KV.${this.bucket}.${statusKey(status.id)}`, JSON.stringify({ ...status, updatedAt: Date.now() }));
+      this.nc.publish(`$KV.${this.bucket}.${statusKey(status.id)}`, encodeStatus(status));
     } catch {
       // connection closed: the next awaited put reports it
     }
@@ -65,6 +65,11 @@ export class StatusStore {
       return (await this.get(status.id)) === undefined ? Promise.reject(new Error(`cannot store the status of ${status.id}`)) : false;
     }
   }
+}
+
+/** A status as stored, stamped with the time of the write. */
+function encodeStatus(status: StoredStatus): string {
+  return JSON.stringify({ ...status, updatedAt: Date.now() });
 }
 
 /** Event ids are any client string: base64url keeps KV keys and subject tokens valid. */

@@ -125,8 +125,9 @@ export class JetStreamSubscription implements Subscription {
     }
     const attempt = base.attempts + 1;
     // Not awaited: the handler needs nothing from it, and the settling put below, sent later on the
-    // same connection, lands after it. It is on the wire before the handler runs, so a node that
-    // dies mid-event leaves PROCESSING behind and the redelivery counts the attempt.
+    // same connection, lands after it. It is flushed in this turn of the event loop, long before a
+    // real handler ends, so a node that dies mid-event almost always leaves PROCESSING behind and
+    // the redelivery counts the attempt (if not, that one attempt goes uncounted).
     statuses.putWithoutAck({ ...base, state: 'PROCESSING', attempts: attempt });
     const processing = this.core.processing;
     processing.set(this.app, (processing.get(this.app) ?? 0) + 1);

@@ -104,7 +104,16 @@ export class JetStreamQueue implements Queue {
 
   /** One subject per event (`<prefix>.events.<id token>.<app>`): a PENDING event is found by its id. */
   private subject(app: string, id: string): string {
-    return `${this.prefix}.events.${statusKey(id)}.${app}`;
+    return `${this.idSubject(id)}.${app}`;
+  }
+
+  private idSubject(id: string): string {
+    return `${this.prefix}.events.${statusKey(id)}`;
+  }
+
+  /** The app's durable consumer, shared by every node. */
+  private durableName(app: string): string {
+    return `${this.prefix}-${durableToken(app)}`;
   }
 
   /** The app's events, whatever their id. */
@@ -152,7 +161,7 @@ export class JetStreamQueue implements Queue {
    */
   async status(id: string): Promise<EventStatus | undefined> {
     const message = await withRetry(`reading the event ${id}`, () =>
-      this.jsm.streams.getMessage(this.eventsStream, { last_by_subj: `${this.prefix}.events.${statusKey(id)}.>` }),
+      this.jsm.streams.getMessage(this.eventsStream, { last_by_subj: `${this.idSubject(id)}.>` }),
     );
     const stored = await this.statuses.get(id);
     if (stored) return toEventStatus(stored);
@@ -161,7 +170,7 @@ export class JetStreamQueue implements Queue {
     const createdAt = Number(headers.get(Header.createdAt) || message.timestamp);
     return toEventStatus({
       id,
-      app: message.subject.slice(`${this.prefix}.events.${statusKey(id)}.`.length),
+      app: message.subject.slice(this.idSubject(id).length + 1),
       event: headers.get(Header.event),
       state: 'PENDING',
       attempts: 0,
@@ -176,7 +185,7 @@ export class JetStreamQueue implements Queue {
     let subscription: JetStreamSubscription | undefined;
     let closed = false;
     const ready = (async () => {
-      const durable = `${this.prefix}-${durableToken(app)}`;
+      const durable = this.durableName(app);
       const consumer = await this.ensureConsumer(app, durable, options.concurrency, () => closed);
       if (closed || !consumer) return;
       subscription = new JetStreamSubscription(app, consumer, handler, Math.max(1, options.concurrency), {
@@ -249,7 +258,7 @@ export class JetStreamQueue implements Queue {
 
   /** Messages of the app in the work stream, less those being handled here (exact on one node). */
   async depth(app: string): Promise<number> {
-    const consumer = await this.jsm.consumers.info(this.eventsStream, `${this.prefix}-${durableToken(app)}`).catch(() => undefined);
+    const consumer = await this.jsm.consumers.info(this.eventsStream, this.durableName(app)).catch(() => undefined);
     // Not delivered yet + delivered and not acked (running anywhere, delayed or backing off).
     const stored = consumer ? consumer.num_pending + consumer.num_ack_pending : await this.storedWithoutConsumer(app);
     return Math.max(0, stored - (this.processing.get(app) ?? 0));
