@@ -62,6 +62,7 @@ class Worker:
         self.heartbeat = heartbeat
         self.disown = disown
         self.last_heard = time.monotonic()
+        self._exit_lock = threading.Lock()
 
     def _heard(self):
         self.last_heard = time.monotonic()
@@ -138,6 +139,9 @@ class Worker:
                 self.writer.send_one(_wire.HEARTBEAT, 0)
 
     def exit(self, code):
+        # The first exit decides the code: closing the socket here makes the main thread see EOF
+        # and exit(0), which must wait for this one instead of racing it.
+        self._exit_lock.acquire()
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()
