@@ -65,7 +65,9 @@ def crash(request):
 
 @handler
 def hang(request):
-    os.kill(os.getpid(), signal.SIGSTOP)
+    # Sent to this thread, not the process: a process-directed SIGSTOP may be taken by another
+    # thread, and this one could return (and answer) before the whole process stops.
+    signal.pthread_kill(threading.get_ident(), signal.SIGSTOP)
 
 
 @handler
