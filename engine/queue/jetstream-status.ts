@@ -1,23 +1,13 @@
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { withRetry } from '../nats/retry.js';
-import type { EventState, EventStatus } from './types.js';
+import type { EventStatus } from './types.js';
 
 /** An event's status as kept in KV (result base64), plus where its dead letter is. */
-export interface StoredStatus {
-  id: string;
-  app: string;
-  event: string;
-  state: EventState;
-  attempts: number;
-  maxAttempts: number;
-  lastError?: string;
+export type StoredStatus = Omit<EventStatus, 'result'> & {
   result?: string;
-  resultTruncated: boolean;
-  createdAt: number;
-  updatedAt: number;
   dlqSeq?: number;
-}
+};
 
 const RETENTION_MS = 7 * 24 * 3600 * 1000;
 
