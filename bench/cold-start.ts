@@ -14,7 +14,9 @@ export function spawnToFirstOutput(command: string, args: string[], env: Record<
       resolve(Number(process.hrtime.bigint() - started) / 1e6);
     });
     child.once('error', reject);
-    child.once('exit', () => {
+    // 'close', not 'exit': a process that prints and exits at once may report its exit before the
+    // stdout data event has been delivered.
+    child.once('close', () => {
       if (!done) reject(new Error(`${command} exited without output`));
     });
   });

@@ -4,14 +4,7 @@
  */
 import { parseArgs } from 'node:util';
 import { printRows, type BenchRow } from './report.js';
-
-export interface SectionContext {
-  /** Measurement window per figure, ms. */
-  durationMs: number;
-  samples: number;
-}
-
-type Section = (context: SectionContext) => Promise<BenchRow[]>;
+import type { Section, SectionContext } from './section.js';
 
 const SECTIONS: Record<string, () => Promise<Section>> = {
   grpc: async () => (await import('./sections/grpc.js')).grpcSection,

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import type { SectionContext } from '../run.js';
+import type { SectionContext } from '../section.js';
 import type { BenchRow } from '../report.js';
 import { measureBareServerStream, measureBareSession, measureInvoke, measureSession, startBareEchoServer } from '../grpc-baseline.js';
 import { EXAMPLES, benchEngine, deploy } from './engine-process.js';

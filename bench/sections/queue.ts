@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { Queue as BullQueue, Worker as BullWorker } from 'bullmq';
 import type { EngineClient } from '../../engine/api/client.js';
-import type { SectionContext } from '../run.js';
+import type { SectionContext } from '../section.js';
 import type { BenchRow } from '../report.js';
 import { startNatsServer } from '../../test/helpers/nats-server.js';
 import { startRedisServer } from '../../test/helpers/redis-server.js';
