@@ -28,15 +28,18 @@ const LAST_REVISION = 'last-revision';
  * The app store in LMDB: one environment in its own directory, an `entries` database whose entry
  * versions are the revisions, and a `meta` database holding the last revision issued (so revisions
  * keep growing across restarts, and a deleted key never gets an old revision back). Commits are
- * fsynced before a write's promise resolves. Writes of one app run one at a time (the key count
- * and the revision check see the previous write); writes of different apps commit together.
+ * fsynced before a write's promise resolves. Writes of one key run one at a time (each sees the
+ * revision the previous one left); writes of different keys and apps commit together.
  * One engine process per directory: the revision counter and key counts live in this process.
  */
 export class LmdbAppStore implements AppStore {
   readonly kind = 'lmdb';
   readonly location: string;
   private readonly locks = new KeyedLock();
-  /** Key count per app, known after the app's first new key (counted once from its range). */
+  /**
+   * Key count per app, counted once from its range, then kept here: a new key adds one before its
+   * write (undone if the write fails), a delete takes one off after.
+   */
   private readonly counts = new Map<string, number>();
   private lastRevision: number;
   private closed = false;
@@ -82,21 +85,24 @@ export class LmdbAppStore implements AppStore {
     const data = validateValue(key, value, this.options);
     const expected = validateExpectedRevision(options?.expectedRevision, 0);
     const id = entryKey(app, key);
-    return this.locks.run(app, async () => {
+    return this.locks.run(id.toString('latin1'), async () => {
       for (;;) {
         const current = this.read(id);
         checkExpected(app, key, expected, current?.version ?? 0);
-        if (!current) this.checkQuota(app);
+        // A new key takes its slot now, synchronously, so writes of other keys cannot take it too.
+        if (!current) this.reserveKey(app);
         // Above every revision issued here and above the key's own (should another process have written it).
         const revision = Math.max(this.lastRevision, current?.version ?? 0) + 1;
         this.lastRevision = revision;
         const written = current ? this.entries.put(id, data, revision, current.version) : this.entries.ifNoExists(id, () => this.entries.put(id, data, revision));
         const recorded = this.meta.put(LAST_REVISION, revision);
-        const [ok] = await this.commit(`storing key ${JSON.stringify(key)} of app "${app}"`, Promise.all([written, recorded]));
-        if (ok) {
-          if (!current) this.adjustCount(app, 1);
-          return revision;
+        let ok = false;
+        try {
+          [ok] = await this.commit(`storing key ${JSON.stringify(key)} of app "${app}"`, Promise.all([written, recorded]));
+        } finally {
+          if (!current && !ok) this.adjustCount(app, -1);
         }
+        if (ok) return revision;
         // Changed under us, not through this process: recount, and let a compare-and-set fail.
         this.counts.delete(app);
         if (expected !== undefined) throw new RevisionMismatchError(app, key, expected, this.read(id)?.version ?? 0);
@@ -109,7 +115,7 @@ export class LmdbAppStore implements AppStore {
     validateAppKey(app, key);
     const expected = validateExpectedRevision(options?.expectedRevision, 1);
     const id = entryKey(app, key);
-    return this.locks.run(app, async () => {
+    return this.locks.run(id.toString('latin1'), async () => {
       for (;;) {
         const current = this.read(id);
         checkExpected(app, key, expected, current?.version ?? 0);
@@ -152,9 +158,10 @@ export class LmdbAppStore implements AppStore {
     return entry === undefined ? undefined : { value: entry.value, version: entry.version ?? 0 };
   }
 
-  private checkQuota(app: string): void {
+  private reserveKey(app: string): void {
     const count = this.countKeys(app);
     if (count >= this.options.maxKeysPerApp) throw new AppStoreQuotaError(app, this.options.maxKeysPerApp);
+    this.counts.set(app, count + 1);
   }
 
   private countKeys(app: string): number {

@@ -55,6 +55,19 @@ describe('LmdbAppStore specifics', () => {
     await second.close();
   });
 
+  it('holds the key quota exactly under parallel creates, and orders parallel writes of one key', async () => {
+    const store = await LmdbAppStore.open({ dir: join(parent, 'app-store'), maxKeysPerApp: 5 });
+    const results = await Promise.allSettled(Array.from({ length: 12 }, (_, i) => store.put('app', `k${i}`, Buffer.from(String(i)))));
+    expect(results.filter((result) => result.status === 'fulfilled')).toHaveLength(5);
+    for (const result of results) if (result.status === 'rejected') expect(result.reason).toMatchObject({ reason: 'quota_exceeded' });
+    expect((await store.list('app')).keys).toHaveLength(5);
+    const revisions = await Promise.all(Array.from({ length: 10 }, (_, i) => store.put('other', 'same', Buffer.from(String(i)))));
+    expect(revisions).toEqual([...revisions].sort((a, b) => a - b));
+    expect(new Set(revisions).size).toBe(10);
+    expect(await store.get('other', 'same')).toEqual({ value: Buffer.from('9'), revision: revisions[9] });
+    await store.close();
+  });
+
   it('refuses a missing directory, naming the field', async () => {
     await expect(LmdbAppStore.open({ dir: '' })).rejects.toMatchObject({ code: 'invalid_argument', field: 'app-store.dir' });
     await expect(LmdbAppStore.open({ dir: join(parent, 'x'), maxValueBytes: 0 })).rejects.toMatchObject({ field: 'app-store.maxValueBytes' });
