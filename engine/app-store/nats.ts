@@ -107,7 +107,13 @@ export class NatsAppStore implements AppStore {
       const revision = expected ?? (await this.entry(app, key))?.revision ?? 0;
       try {
         if (revision === 0) {
-          await this.checkQuota(app);
+          if (await this.full(app)) {
+            // Full, but an existing key is an update (or, for a create, a mismatch), as in any store.
+            const current = await this.entry(app, key);
+            if (!current) throw new AppStoreQuotaError(app, this.options.maxKeysPerApp);
+            if (expected !== undefined) throw new RevisionMismatchError(app, key, expected, current.revision);
+            continue;
+          }
           return await guard(what, () => this.kv.create(id, data));
         }
         return await guard(what, () => this.kv.update(id, data, revision));
@@ -172,12 +178,11 @@ export class NatsAppStore implements AppStore {
     });
   }
 
-  /** Throws AppStoreQuotaError when the app already holds maxKeysPerApp keys. */
-  private async checkQuota(app: string): Promise<void> {
+  /** Whether the app already holds maxKeysPerApp keys. */
+  private async full(app: string): Promise<boolean> {
     const filter = `${this.subjectPrefix}${appFilter(app)}`;
     const info = await guard(`counting keys of app "${app}"`, () => this.jsm.streams.info(this.stream, { subjects_filter: filter }));
-    const count = Object.keys(info.state.subjects ?? {}).length;
-    if (count >= this.options.maxKeysPerApp) throw new AppStoreQuotaError(app, this.options.maxKeysPerApp);
+    return Object.keys(info.state.subjects ?? {}).length >= this.options.maxKeysPerApp;
   }
 
   private checkOpen(): void {

@@ -191,6 +191,8 @@ export function describeAppStoreContract(name: string, factory: (options?: AppSt
       expect(quota).toBeInstanceOf(AppStoreQuotaError);
       expect(quota).toMatchObject({ code: 'invalid_argument', reason: 'quota_exceeded', field: 'maxKeysPerApp' });
       expect(await rejection(store.put('app', 'k3', Buffer.from('3'), { expectedRevision: 0 }))).toBeInstanceOf(AppStoreQuotaError);
+      // At the limit, a create of an existing key is a mismatch, as below it.
+      expect(await rejection(store.put('app', 'k2', Buffer.from('2'), { expectedRevision: 0 }))).toMatchObject({ reason: 'revision_mismatch', actualRevision: k2 });
       await store.put('app', 'k2', Buffer.from('2b'), { expectedRevision: k2 });
       await store.put('app', 'k1', Buffer.from('1b'));
       await store.put('other', 'k3', Buffer.from('3'));
