@@ -1,9 +1,10 @@
 import type { Consumer, JsMsg } from '@nats-io/jetstream';
+import { sleep } from '../util/timers.js';
 import { retryDelayMs } from './backoff.js';
 import { checkOutcome } from './local-records.js';
-import { LEASE_EXPIRED_ERROR } from './local.js';
 import type { StatusStore, StoredStatus } from './jetstream-status.js';
-import type { EventHandler, HandlerOutcome, QueueOptions, QueuedEvent, Subscription } from './types.js';
+import { repeatEvery } from './repeat.js';
+import { LEASE_EXPIRED_ERROR, type EventHandler, type HandlerOutcome, type QueueOptions, type QueuedEvent, type Subscription } from './types.js';
 
 export const Header = {
   id: 'Cocaine-Event-Id',
@@ -62,7 +63,7 @@ export class JetStreamSubscription implements Subscription {
         for await (const msg of messages) this.dispatch(msg);
       } catch {
         // A failover (server stopped, leader moving): pull again shortly.
-        await new Promise((resolve) => setTimeout(resolve, 250));
+        await sleep(250);
       }
     }
   }
@@ -131,12 +132,23 @@ export class JetStreamSubscription implements Subscription {
     statuses.putWithoutAck({ ...base, state: 'PROCESSING', attempts: attempt });
     const processing = this.core.processing;
     processing.set(this.app, (processing.get(this.app) ?? 0) + 1);
+    // The lease: in-progress acks keep the delivery ours, however long the handler and the settling
+    // take, for as long as this node runs. A node that dies (or loses NATS) stops sending them, and
+    // the server redelivers the event after ack wait; only the event's own timeout ends a live handler.
+    const lease = repeatEvery(options.ackWaitMs / 3, () => {
+      try {
+        msg.working();
+      } catch {
+        // the connection closed under the handler: the event is redelivered elsewhere after ack wait
+      }
+    });
     try {
       const outcome = await this.runHandler(msg, { id, app: this.app, event, data: Buffer.from(msg.data), headers: {}, attempt, maxAttempts, createdAt });
       // Connection gone for good: nothing can be recorded; the event is redelivered after ack wait.
       if (this.core.connectionClosed()) return;
       await this.settle(msg, { ...base, attempts: attempt }, outcome);
     } finally {
+      lease.clear();
       // Only now: until the ack is confirmed the message is still in the stream (see depth()).
       processing.set(this.app, (processing.get(this.app) ?? 1) - 1);
     }
@@ -145,14 +157,6 @@ export class JetStreamSubscription implements Subscription {
   private async runHandler(msg: JsMsg, queued: QueuedEvent): Promise<HandlerOutcome> {
     const controller = new AbortController();
     this.controllers.add(controller);
-    // Keeps the delivery ours while the handler runs: redelivery only happens when this node is gone.
-    const working = setInterval(() => {
-      try {
-        msg.working();
-      } catch {
-        // the connection closed under the handler: the event is redelivered elsewhere after ack wait
-      }
-    }, Math.max(100, this.core.options.ackWaitMs / 3));
     let outcome: HandlerOutcome;
     try {
       queued.headers = JSON.parse(msg.headers?.get(Header.headers) || '{}') as Record<string, string>;
@@ -160,7 +164,6 @@ export class JetStreamSubscription implements Subscription {
     } catch (error) {
       outcome = { kind: 'failed', error: (error as Error)?.message ?? String(error), retry: true };
     } finally {
-      clearInterval(working);
       this.controllers.delete(controller);
     }
     if (controller.signal.aborted && outcome.kind !== 'completed') outcome = { kind: 'released', delayMs: 0 };
