@@ -104,6 +104,27 @@ export class JetStreamSubscription implements Subscription {
       msg.nak(notBefore - now);
       return;
     }
+    // The lease: in-progress acks keep the delivery ours for as long as this node runs, however long
+    // reading the status, the handler and the settling take. A node that dies (or loses NATS) stops
+    // sending them and the server redelivers the event after ack wait; only the event's own timeout
+    // ends a live handler.
+    const lease = repeatEvery(this.core.options.ackWaitMs / 3, () => {
+      try {
+        msg.working();
+      } catch {
+        // the connection closed under the handler: the event is redelivered elsewhere after ack wait
+      }
+    });
+    try {
+      await this.attempt(msg, id, now);
+    } finally {
+      lease.clear();
+    }
+  }
+
+  /** Reads what earlier attempts left, runs the handler and settles the message. */
+  private async attempt(msg: JsMsg, id: string, now: number): Promise<void> {
+    const headers = msg.headers;
     const { statuses, options } = this.core;
     // A first delivery has only its PENDING status from enqueue (one KV read saved per event);
     // redeliveries and redriven copies read what earlier attempts left.
@@ -132,23 +153,12 @@ export class JetStreamSubscription implements Subscription {
     statuses.putWithoutAck({ ...base, state: 'PROCESSING', attempts: attempt });
     const processing = this.core.processing;
     processing.set(this.app, (processing.get(this.app) ?? 0) + 1);
-    // The lease: in-progress acks keep the delivery ours, however long the handler and the settling
-    // take, for as long as this node runs. A node that dies (or loses NATS) stops sending them, and
-    // the server redelivers the event after ack wait; only the event's own timeout ends a live handler.
-    const lease = repeatEvery(options.ackWaitMs / 3, () => {
-      try {
-        msg.working();
-      } catch {
-        // the connection closed under the handler: the event is redelivered elsewhere after ack wait
-      }
-    });
     try {
       const outcome = await this.runHandler(msg, { id, app: this.app, event, data: Buffer.from(msg.data), headers: {}, attempt, maxAttempts, createdAt });
       // Connection gone for good: nothing can be recorded; the event is redelivered after ack wait.
       if (this.core.connectionClosed()) return;
       await this.settle(msg, { ...base, attempts: attempt }, outcome);
     } finally {
-      lease.clear();
       // Only now: until the ack is confirmed the message is still in the stream (see depth()).
       processing.set(this.app, (processing.get(this.app) ?? 1) - 1);
     }
