@@ -95,6 +95,7 @@ describe('LocalQueue specifics', () => {
     await expect(queue.enqueue({ ...base, headers: { n: 1 as unknown as string } })).rejects.toMatchObject({ field: 'headers' });
     await expect(queue.enqueue({ ...base, maxAttempts: 1.5 })).rejects.toMatchObject({ field: 'maxAttempts' });
     await expect(queue.enqueue({ ...base, id: '' })).rejects.toMatchObject({ field: 'id' });
+    await expect(queue.enqueue({ ...base, notBefore: Date.now() + 400 * 24 * 3600 * 1000 })).rejects.toMatchObject({ field: 'notBefore', message: expect.stringMatching(/366 days/) });
     expect(() => queue.subscribe('a', async () => ({ kind: 'released', delayMs: 0 }), { concurrency: 0 })).toThrow(/concurrency/);
     expect(await queue.depth('a')).toBe(0);
   });
