@@ -9,7 +9,8 @@ import { asBuffer, checkEnqueueInput, checkOutcome, toStatus } from './local-rec
 import { LocalStore, type StoredEvent } from './local-store.js';
 import { LocalSubscription, type DeliveryCore, type LocalDelivery } from './local-subscription.js';
 import { repeatEvery } from './repeat.js';
-import { LEASE_EXPIRED_ERROR, type EnqueueInput, EnqueueResult, EventHandler, EventStatus, HandlerOutcome, Queue, SubscribeOptions, Subscription } from './types.js';
+import { LEASE_EXPIRED_ERROR } from './types.js';
+import type { EnqueueInput, EnqueueResult, EventHandler, EventStatus, HandlerOutcome, Queue, SubscribeOptions, Subscription } from './types.js';
 
 export { DEFAULT_LOCAL_QUEUE_OPTIONS, resolveLocalQueueOptions, type LocalQueueOptions } from './local-options.js';
 
