@@ -1,9 +1,10 @@
 import type { Consumer, JsMsg } from '@nats-io/jetstream';
+import { sleep } from '../util/timers.js';
 import { retryDelayMs } from './backoff.js';
 import { checkOutcome } from './local-records.js';
-import { LEASE_EXPIRED_ERROR } from './local.js';
 import type { StatusStore, StoredStatus } from './jetstream-status.js';
-import type { EventHandler, HandlerOutcome, QueueOptions, QueuedEvent, Subscription } from './types.js';
+import { repeatEvery } from './repeat.js';
+import { LEASE_EXPIRED_ERROR, type EventHandler, type HandlerOutcome, type QueueOptions, type QueuedEvent, type Subscription } from './types.js';
 
 export const Header = {
   id: 'Cocaine-Event-Id',
@@ -62,7 +63,7 @@ export class JetStreamSubscription implements Subscription {
         for await (const msg of messages) this.dispatch(msg);
       } catch {
         // A failover (server stopped, leader moving): pull again shortly.
-        await new Promise((resolve) => setTimeout(resolve, 250));
+        await sleep(250);
       }
     }
   }
@@ -103,6 +104,27 @@ export class JetStreamSubscription implements Subscription {
       msg.nak(notBefore - now);
       return;
     }
+    // The lease: in-progress acks keep the delivery ours for as long as this node runs, however long
+    // reading the status, the handler and the settling take. A node that dies (or loses NATS) stops
+    // sending them and the server redelivers the event after ack wait; only the event's own timeout
+    // ends a live handler.
+    const lease = repeatEvery(this.core.options.ackWaitMs / 3, () => {
+      try {
+        msg.working();
+      } catch {
+        // the connection closed under the handler: the event is redelivered elsewhere after ack wait
+      }
+    });
+    try {
+      await this.attempt(msg, id, now);
+    } finally {
+      lease.clear();
+    }
+  }
+
+  /** Reads what earlier attempts left, runs the handler and settles the message. */
+  private async attempt(msg: JsMsg, id: string, now: number): Promise<void> {
+    const headers = msg.headers;
     const { statuses, options } = this.core;
     // A first delivery has only its PENDING status from enqueue (one KV read saved per event);
     // redeliveries and redriven copies read what earlier attempts left.
@@ -145,14 +167,6 @@ export class JetStreamSubscription implements Subscription {
   private async runHandler(msg: JsMsg, queued: QueuedEvent): Promise<HandlerOutcome> {
     const controller = new AbortController();
     this.controllers.add(controller);
-    // Keeps the delivery ours while the handler runs: redelivery only happens when this node is gone.
-    const working = setInterval(() => {
-      try {
-        msg.working();
-      } catch {
-        // the connection closed under the handler: the event is redelivered elsewhere after ack wait
-      }
-    }, Math.max(100, this.core.options.ackWaitMs / 3));
     let outcome: HandlerOutcome;
     try {
       queued.headers = JSON.parse(msg.headers?.get(Header.headers) || '{}') as Record<string, string>;
@@ -160,7 +174,6 @@ export class JetStreamSubscription implements Subscription {
     } catch (error) {
       outcome = { kind: 'failed', error: (error as Error)?.message ?? String(error), retry: true };
     } finally {
-      clearInterval(working);
       this.controllers.delete(controller);
     }
     if (controller.signal.aborted && outcome.kind !== 'completed') outcome = { kind: 'released', delayMs: 0 };

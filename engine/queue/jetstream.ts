@@ -17,9 +17,11 @@ import { connectNats } from '../nats/connection.js';
 import { withRetry } from '../nats/retry.js';
 import { newEventId } from './ids.js';
 import { checkEnqueueInput } from './local-records.js';
+import { resolveQueueOptions } from './options.js';
+import { sleep } from '../util/timers.js';
 import { StatusStore, statusKey, toEventStatus, type StoredStatus } from './jetstream-status.js';
 import { Header, JetStreamSubscription } from './jetstream-subscription.js';
-import { DEFAULT_QUEUE_OPTIONS, type EnqueueInput, type EnqueueResult, type EventHandler, type EventStatus, type Queue, type QueueOptions, type SubscribeOptions, type Subscription } from './types.js';
+import { type EnqueueInput, type EnqueueResult, type EventHandler, type EventStatus, type Queue, type QueueOptions, type SubscribeOptions, type Subscription } from './types.js';
 
 export interface JetStreamQueueOptions extends Partial<QueueOptions> {
   servers: string | string[];
@@ -72,7 +74,7 @@ export class JetStreamQueue implements Queue {
 
   static async open(options: JetStreamQueueOptions): Promise<JetStreamQueue> {
     const { servers, prefix = 'cocaine', replicas = 1, connection, ...rest } = options;
-    const queueOptions: QueueOptions = { ...DEFAULT_QUEUE_OPTIONS, ...rest };
+    const queueOptions: QueueOptions = Object.freeze(resolveQueueOptions(rest));
     const nc = connection ?? (await connectNats(servers, { name: 'cocaine-engine queue' }));
     try {
       const jsm = await jetstreamManager(nc);
@@ -239,7 +241,7 @@ export class JetStreamQueue implements Queue {
         }
         return await this.js.consumers.get(this.eventsStream, durable);
       } catch {
-        await new Promise((resolve) => setTimeout(resolve, delay));
+        await sleep(delay);
       }
     }
     return undefined;

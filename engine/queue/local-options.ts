@@ -1,12 +1,12 @@
-import { InvalidInputError } from '../errors/index.js';
+import { QUEUE_OPTION_RULES, resolveOptions, type OptionRule } from './options.js';
 import { DEFAULT_QUEUE_OPTIONS, type QueueOptions } from './types.js';
 
 export interface LocalQueueOptions extends QueueOptions {
-  /** COMPLETED and FAILED statuses are kept at least this long, then pruned. */
+  /** COMPLETED and FAILED statuses are kept at least this long, then pruned (at most 365 days). */
   retentionMs: number;
-  /** How often the pruning of expired statuses runs. */
+  /** How often the pruning of expired statuses runs (1 ms to 7 days). */
   pruneIntervalMs: number;
-  /** `close()` waits this long for aborted handlers before releasing their events anyway. */
+  /** `close()` waits this long for aborted handlers before releasing their events anyway (at most 1 h). */
   closeTimeoutMs: number;
 }
 
@@ -17,39 +17,16 @@ export const DEFAULT_LOCAL_QUEUE_OPTIONS: Readonly<LocalQueueOptions> = Object.f
   closeTimeoutMs: 10_000,
 });
 
-const FIELDS: Record<keyof LocalQueueOptions, { min: number; integer: boolean }> = {
-  defaultMaxAttempts: { min: 1, integer: true },
-  retryBaseDelayMs: { min: 0, integer: false },
-  retryMaxDelayMs: { min: 0, integer: false },
-  maxResultBytes: { min: 0, integer: true },
-  ackWaitMs: { min: 1, integer: false },
-  retentionMs: { min: 0, integer: false },
-  pruneIntervalMs: { min: 1, integer: false },
-  closeTimeoutMs: { min: 0, integer: false },
-};
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+const RULES: Readonly<Record<keyof LocalQueueOptions, OptionRule>> = Object.freeze({
+  ...QUEUE_OPTION_RULES,
+  retentionMs: { min: 0, max: 365 * DAY_MS, integer: false, maxText: '365 days' },
+  pruneIntervalMs: { min: 1, max: 7 * DAY_MS, integer: false, maxText: '7 days' },
+  closeTimeoutMs: { min: 0, max: 60 * 60 * 1000, integer: false, maxText: '1 h' },
+});
 
 /** Defaults filled in and every field checked; errors name the offending field. */
 export function resolveLocalQueueOptions(options: Partial<LocalQueueOptions> = {}): LocalQueueOptions {
-  const resolved: LocalQueueOptions = { ...DEFAULT_LOCAL_QUEUE_OPTIONS };
-  for (const key of Object.keys(FIELDS) as (keyof LocalQueueOptions)[]) {
-    const value = options[key];
-    if (value === undefined) continue;
-    const rule = FIELDS[key];
-    if (typeof value !== 'number' || !Number.isFinite(value) || value < rule.min || (rule.integer && !Number.isInteger(value))) {
-      throw new InvalidInputError(
-        'invalid_argument',
-        `queue option ${key} is ${JSON.stringify(value)}: expected a finite ${rule.integer ? 'integer' : 'number'} >= ${rule.min}`,
-        { field: `queue.${key}` },
-      );
-    }
-    resolved[key] = value;
-  }
-  if (resolved.retryMaxDelayMs < resolved.retryBaseDelayMs) {
-    throw new InvalidInputError(
-      'invalid_argument',
-      `queue option retryMaxDelayMs (${resolved.retryMaxDelayMs}) is below retryBaseDelayMs (${resolved.retryBaseDelayMs})`,
-      { field: 'queue.retryMaxDelayMs' },
-    );
-  }
-  return resolved;
+  return resolveOptions<LocalQueueOptions>(DEFAULT_LOCAL_QUEUE_OPTIONS, RULES, options);
 }

@@ -3,6 +3,8 @@ import type { StoredEvent } from './local-store.js';
 import type { EnqueueInput, EventStatus, HandlerOutcome } from './types.js';
 
 const MAX_ID_LENGTH = 256;
+/** How far ahead an event may be delayed. */
+export const MAX_DELAY_MS = 366 * 24 * 60 * 60 * 1000;
 
 /** Checks an enqueue request; returns the attempt budget to use. Errors name the field. */
 export function checkEnqueueInput(input: EnqueueInput, defaultMaxAttempts: number): number {
@@ -17,8 +19,11 @@ export function checkEnqueueInput(input: EnqueueInput, defaultMaxAttempts: numbe
   if (input.headers === null || typeof input.headers !== 'object' || Object.values(input.headers).some((v) => typeof v !== 'string')) {
     throw invalid('headers', 'an object of string values');
   }
-  if (input.notBefore !== undefined && (typeof input.notBefore !== 'number' || !Number.isFinite(input.notBefore) || input.notBefore < 0)) {
-    throw invalid('notBefore', 'epoch milliseconds >= 0');
+  if (
+    input.notBefore !== undefined &&
+    (typeof input.notBefore !== 'number' || !Number.isFinite(input.notBefore) || input.notBefore < 0 || input.notBefore > Date.now() + MAX_DELAY_MS)
+  ) {
+    throw invalid('notBefore', 'epoch milliseconds >= 0, at most 366 days ahead');
   }
   const attempts = input.maxAttempts;
   if (attempts === undefined || attempts === 0) return defaultMaxAttempts;

@@ -1,3 +1,4 @@
+import { setLongTimeout, type LongTimer } from '../util/timers.js';
 import type { EventHandler, HandlerOutcome, QueuedEvent, Subscription } from './types.js';
 
 /** One hand-over of an event to a handler. */
@@ -5,7 +6,6 @@ export interface LocalDelivery {
   readonly id: string;
   readonly event: QueuedEvent;
   readonly controller: AbortController;
-  readonly startedAt: number;
   /** Resolves once the PROCESSING state (and its counted attempt) is committed. */
   readonly persisted: Promise<void>;
   /** Set when the subscription or queue closes while the handler runs. */
@@ -24,16 +24,13 @@ export interface DeliveryCore {
   detach(subscription: LocalSubscription): void;
 }
 
-// setTimeout fires at once for delays above 2^31-1 ms.
-const MAX_TIMER_MS = 2 ** 31 - 1;
-
 /**
  * Delivers one app's due events to a handler, at most `concurrency` at once. It is woken by the
  * queue when an event of its app becomes PENDING, and by one timer for the earliest delayed event.
  */
 export class LocalSubscription implements Subscription {
   private readonly running = new Map<LocalDelivery, Promise<void>>();
-  private timer: NodeJS.Timeout | undefined;
+  private timer: LongTimer | undefined;
   private timerAt = Infinity;
   private closed = false;
   private closing: Promise<void> | undefined;
@@ -73,14 +70,14 @@ export class LocalSubscription implements Subscription {
     this.core.detach(this);
     for (const delivery of this.running.keys()) this.core.abort(delivery, reason);
     if (this.running.size > 0) {
-      let timeout: NodeJS.Timeout | undefined;
+      let timeout: LongTimer | undefined;
       await Promise.race([
         Promise.all(this.running.values()),
         new Promise<void>((resolve) => {
-          timeout = setTimeout(resolve, this.closeTimeoutMs);
+          timeout = setLongTimeout(resolve, this.closeTimeoutMs);
         }),
       ]);
-      clearTimeout(timeout);
+      timeout?.clear();
     }
     for (const delivery of this.running.keys()) this.core.release(delivery);
   }
@@ -114,18 +111,15 @@ export class LocalSubscription implements Subscription {
     if (this.timer !== undefined && this.timerAt <= at) return;
     this.clearTimer();
     this.timerAt = at;
-    this.timer = setTimeout(
-      () => {
-        this.timer = undefined;
-        this.timerAt = Infinity;
-        this.pump();
-      },
-      Math.min(MAX_TIMER_MS, Math.max(0, at - Date.now())),
-    );
+    this.timer = setLongTimeout(() => {
+      this.timer = undefined;
+      this.timerAt = Infinity;
+      this.pump();
+    }, at - Date.now());
   }
 
   private clearTimer(): void {
-    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer?.clear();
     this.timer = undefined;
     this.timerAt = Infinity;
   }

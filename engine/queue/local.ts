@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import { EngineError, InvalidInputError, NotFoundError, OverloadError } from '../errors/index.js';
+import type { LongTimer } from '../util/timers.js';
 import { retryDelayMs } from './backoff.js';
 import { newEventId } from './ids.js';
 import { ReadyHeap } from './local-heap.js';
@@ -7,12 +8,14 @@ import { resolveLocalQueueOptions, type LocalQueueOptions } from './local-option
 import { asBuffer, checkEnqueueInput, checkOutcome, toStatus } from './local-records.js';
 import { LocalStore, type StoredEvent } from './local-store.js';
 import { LocalSubscription, type DeliveryCore, type LocalDelivery } from './local-subscription.js';
+import { repeatEvery } from './repeat.js';
+import { LEASE_EXPIRED_ERROR } from './types.js';
 import type { EnqueueInput, EnqueueResult, EventHandler, EventStatus, HandlerOutcome, Queue, SubscribeOptions, Subscription } from './types.js';
 
 export { DEFAULT_LOCAL_QUEUE_OPTIONS, resolveLocalQueueOptions, type LocalQueueOptions } from './local-options.js';
 
+export { LEASE_EXPIRED_ERROR };
 export const INTERRUPTED_ERROR = 'interrupted: the engine stopped while processing';
-export const LEASE_EXPIRED_ERROR = 'lease expired: the handler did not settle within ackWaitMs';
 
 interface AppState {
   /** Every PENDING event of the app (due or delayed): its size is the depth. */
@@ -23,6 +26,11 @@ interface AppState {
 /**
  * The embedded durable queue: events in LMDB under `dir`, the order of PENDING events in memory
  * (rebuilt from the `active` index at open). One process owns a queue directory at a time.
+ *
+ * Leases: an event stays PROCESSING, however long its handler takes, for as long as the handler
+ * runs in this process; only the event's own timeout (enforced by the handler, e.g. the engine's
+ * request-timeout) ends a live handler. The process is the only node, so its leases end with it:
+ * the next open finds the events it left PROCESSING, counts that attempt and redelivers them.
  */
 export class LocalQueue implements Queue {
   readonly kind = 'local';
@@ -36,7 +44,7 @@ export class LocalQueue implements Queue {
   private seq = 0;
   private closed = false;
   private closing: Promise<void> | undefined;
-  private readonly timers: NodeJS.Timeout[] = [];
+  private pruneTimer: LongTimer | undefined;
   /** What subscriptions call back into; kept off the public surface. */
   private readonly core: DeliveryCore = {
     take: (app, now) => this.take(app, now),
@@ -195,7 +203,6 @@ export class LocalQueue implements Queue {
           createdAt: record.createdAt,
         },
         controller: new AbortController(),
-        startedAt: now,
         persisted,
         closing: false,
       };
@@ -297,23 +304,12 @@ export class LocalQueue implements Queue {
     else this.requeue({ ...record, lastError: error }, now, 0);
   }
 
-  private expireLeases(): void {
-    const now = Date.now();
-    for (const delivery of this.inflight.values()) {
-      if (now - delivery.startedAt < this.options.ackWaitMs || !this.owns(delivery)) continue;
-      delivery.controller.abort(new EngineError('deadline_exceeded', LEASE_EXPIRED_ERROR));
-      this.interrupted(this.store.get(delivery.id)!, now, LEASE_EXPIRED_ERROR);
-    }
-  }
-
   private async prune(): Promise<void> {
     await this.store.prune(Date.now() - this.options.retentionMs);
   }
 
   private startTimers(): void {
-    const leaseEvery = Math.min(1000, Math.max(10, this.options.ackWaitMs / 4));
-    this.timers.push(setInterval(() => this.expireLeases(), leaseEvery).unref());
-    this.timers.push(setInterval(() => void this.prune().catch(() => undefined), this.options.pruneIntervalMs).unref());
+    this.pruneTimer = repeatEvery(this.options.pruneIntervalMs, () => this.prune().catch(() => undefined)).unref();
   }
 
   private checkOpen(): void {
@@ -322,7 +318,7 @@ export class LocalQueue implements Queue {
 
   private async shutdown(): Promise<void> {
     this.closed = true;
-    for (const timer of this.timers) clearInterval(timer);
+    this.pruneTimer?.clear();
     const subscriptions = [...this.apps.values()].flatMap((state) => [...state.subscriptions]);
     await Promise.all(subscriptions.map((subscription) => subscription.close('queue closed')));
     try {

@@ -72,9 +72,18 @@ export interface QueueOptions {
   retryMaxDelayMs: number;
   /** Results larger than this are not kept (resultTruncated). */
   maxResultBytes: number;
-  /** A PROCESSING event not settled within this time is redelivered (the node died). */
+  /**
+   * The lease of a PROCESSING event: redelivered when the node running it stops answering for this
+   * long (100 ms to 24 h). The lease is renewed for as long as the handler runs, so a slow handler
+   * is never cut short by it; only the event's own timeout ends a live handler. JetStream renews
+   * with in-progress acks; the local queue's leases end with its process (the next open counts the
+   * interrupted attempt and redelivers).
+   */
   ackWaitMs: number;
 }
+
+/** The last error of an event whose node stopped answering (its lease expired) while running it. */
+export const LEASE_EXPIRED_ERROR = 'lease expired: the node running the event stopped answering for ackWaitMs';
 
 export const DEFAULT_QUEUE_OPTIONS: Readonly<QueueOptions> = Object.freeze({
   defaultMaxAttempts: 5,

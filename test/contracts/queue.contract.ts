@@ -16,8 +16,11 @@ export const QUEUE_CONTRACT_OPTIONS: Readonly<QueueOptions> = Object.freeze({
 
 export interface QueueContractFixture {
   queue: Queue;
-  /** Closes the current queue (if still open) and opens a new one over the same storage. */
-  reopen(): Promise<Queue>;
+  /**
+   * Closes the current queue (if still open) and opens a new one over the same storage, with
+   * QUEUE_CONTRACT_OPTIONS changed by `overrides`.
+   */
+  reopen(overrides?: Partial<QueueOptions>): Promise<Queue>;
   /** Closes whatever is open and deletes the storage. */
   cleanup(): Promise<void>;
 }
@@ -33,6 +36,8 @@ async function eventually<T>(read: () => Promise<T>, accept: (value: T) => boole
     await sleep(10);
   }
 }
+
+const DAY_MS = 24 * 60 * 60 * 1000;
 
 const completed = (result: string | Buffer = ''): HandlerOutcome => ({ kind: 'completed', result: Buffer.from(result) });
 
@@ -385,6 +390,55 @@ export function describeQueueContract(name: string, factory: () => Promise<Queue
       release();
       await eventually(() => queue.depth(app), (d) => d === 0, 'depth 0');
       expect(await queue.depth(other)).toBe(1);
+    });
+
+    it('keeps the lease of a live handler that runs 2.5 ack waits: one attempt, never aborted', async () => {
+      const ackWaitMs = 1_000;
+      queue = await fixture.reopen({ ackWaitMs });
+      const { id } = await enqueue('slow', Buffer.from('x'), { maxAttempts: 3 });
+      const attempts: number[] = [];
+      let aborted = false;
+      // Two slots: a redelivery while the first handler runs would be seen, not queued behind it.
+      subscribe(async (event, signal) => {
+        attempts.push(event.attempt);
+        signal.addEventListener('abort', () => (aborted = true));
+        await sleep(2.5 * ackWaitMs);
+        return completed(`done ${event.attempt}`);
+      }, 2);
+      const status = (await eventually(() => queue.status(id), (s) => s?.state === 'COMPLETED' || s?.state === 'FAILED', `${id} to settle`, 20_000))!;
+      // Time for a redelivery of the lease-expired delivery to show up, had there been one.
+      await sleep(ackWaitMs);
+      expect(attempts).toEqual([1]);
+      expect(aborted).toBe(false);
+      expect(status).toMatchObject({ attempts: 1, state: 'COMPLETED' });
+      expect(status.lastError).toBeUndefined();
+      expect(status.result!.toString()).toBe('done 1');
+    }, 30_000);
+
+    it('holds an event delayed by 30 days (past the 2^31-1 ms timer limit) as PENDING', async () => {
+      const notBefore = Date.now() + 30 * DAY_MS;
+      const { id: later } = await enqueue('in-a-month', Buffer.from('x'), { notBefore });
+      const delivered: string[] = [];
+      subscribe(async (event) => {
+        delivered.push(event.event);
+        return completed();
+      });
+      // An event enqueued after it runs at once, and the delayed one still waits.
+      const { id: now } = await enqueue('now');
+      await stateOf(now, 'COMPLETED');
+      await sleep(1_000);
+      expect(delivered).toEqual(['now']);
+      expect(await queue.status(later)).toMatchObject({ state: 'PENDING', attempts: 0 });
+      expect(await queue.depth(app)).toBe(1);
+      // And across a reopen (the delay is persisted, not only held by a timer).
+      queue = await fixture.reopen();
+      subscribe(async (event) => {
+        delivered.push(event.event);
+        return completed();
+      });
+      await sleep(500);
+      expect(delivered).toEqual(['now']);
+      expect(await queue.status(later)).toMatchObject({ state: 'PENDING', attempts: 0 });
     });
   });
 }

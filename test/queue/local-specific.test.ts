@@ -4,8 +4,9 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { retryDelayMs } from '../../engine/queue/backoff.js';
 import { eventIdTime, newEventId } from '../../engine/queue/ids.js';
-import { LEASE_EXPIRED_ERROR, LocalQueue, resolveLocalQueueOptions, DEFAULT_LOCAL_QUEUE_OPTIONS } from '../../engine/queue/local.js';
-import type { HandlerOutcome } from '../../engine/queue/types.js';
+import { LocalQueue, resolveLocalQueueOptions, DEFAULT_LOCAL_QUEUE_OPTIONS } from '../../engine/queue/local.js';
+import { resolveQueueOptions } from '../../engine/queue/options.js';
+import { DEFAULT_QUEUE_OPTIONS, type HandlerOutcome } from '../../engine/queue/types.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 const until = async (check: () => Promise<boolean>, what: string, timeoutMs = 5000): Promise<void> => {
@@ -50,6 +51,27 @@ describe('resolveLocalQueueOptions', () => {
     expect(() => resolveLocalQueueOptions({ retentionMs: -1 })).toThrow(/retentionMs/);
     expect(() => resolveLocalQueueOptions({ retryBaseDelayMs: 100, retryMaxDelayMs: 10 })).toThrow(/retryMaxDelayMs/);
   });
+
+  it('refuses durations past their documented maximum, naming the field and the limit', () => {
+    const day = 24 * 3600 * 1000;
+    expect(resolveLocalQueueOptions({ ackWaitMs: day }).ackWaitMs).toBe(day);
+    expect(() => resolveLocalQueueOptions({ ackWaitMs: day + 1 })).toThrow(expect.objectContaining({ field: 'queue.ackWaitMs', message: expect.stringMatching(/24 h/) }));
+    expect(() => resolveLocalQueueOptions({ ackWaitMs: 99 })).toThrow(expect.objectContaining({ field: 'queue.ackWaitMs' }));
+    expect(() => resolveLocalQueueOptions({ retryMaxDelayMs: 7 * day + 1 })).toThrow(expect.objectContaining({ field: 'queue.retryMaxDelayMs' }));
+    expect(() => resolveLocalQueueOptions({ closeTimeoutMs: 2 ** 31 })).toThrow(expect.objectContaining({ field: 'queue.closeTimeoutMs' }));
+    expect(() => resolveLocalQueueOptions({ pruneIntervalMs: 30 * day })).toThrow(expect.objectContaining({ field: 'queue.pruneIntervalMs' }));
+    expect(() => resolveLocalQueueOptions({ retentionMs: 366 * day })).toThrow(expect.objectContaining({ field: 'queue.retentionMs' }));
+  });
+});
+
+describe('resolveQueueOptions (the options every backend shares)', () => {
+  it('fills defaults and checks each field with its limits', () => {
+    expect(resolveQueueOptions({ ackWaitMs: 5_000 })).toEqual({ ...DEFAULT_QUEUE_OPTIONS, ackWaitMs: 5_000 });
+    expect(() => resolveQueueOptions({ ackWaitMs: 25 * 3600 * 1000 })).toThrow(expect.objectContaining({ code: 'invalid_argument', field: 'queue.ackWaitMs' }));
+    expect(() => resolveQueueOptions({ defaultMaxAttempts: 1.5 })).toThrow(expect.objectContaining({ field: 'queue.defaultMaxAttempts' }));
+    expect(() => resolveQueueOptions({ maxResultBytes: Infinity })).toThrow(expect.objectContaining({ field: 'queue.maxResultBytes' }));
+    expect(() => resolveQueueOptions({ retryBaseDelayMs: 100, retryMaxDelayMs: 10 })).toThrow(expect.objectContaining({ field: 'queue.retryMaxDelayMs' }));
+  });
 });
 
 describe('LocalQueue specifics', () => {
@@ -73,6 +95,7 @@ describe('LocalQueue specifics', () => {
     await expect(queue.enqueue({ ...base, headers: { n: 1 as unknown as string } })).rejects.toMatchObject({ field: 'headers' });
     await expect(queue.enqueue({ ...base, maxAttempts: 1.5 })).rejects.toMatchObject({ field: 'maxAttempts' });
     await expect(queue.enqueue({ ...base, id: '' })).rejects.toMatchObject({ field: 'id' });
+    await expect(queue.enqueue({ ...base, notBefore: Date.now() + 400 * 24 * 3600 * 1000 })).rejects.toMatchObject({ field: 'notBefore', message: expect.stringMatching(/366 days/) });
     expect(() => queue.subscribe('a', async () => ({ kind: 'released', delayMs: 0 }), { concurrency: 0 })).toThrow(/concurrency/);
     expect(await queue.depth('a')).toBe(0);
   });
@@ -89,34 +112,6 @@ describe('LocalQueue specifics', () => {
     await queue.close();
     await expect(queue.status('x')).rejects.toMatchObject({ code: 'shutting_down' });
     await expect(queue.enqueue({ app: 'a', event: 'e', data: Buffer.alloc(0), headers: {}, maxAttempts: 1 })).rejects.toMatchObject({ code: 'shutting_down' });
-  });
-
-  it('redelivers an event whose handler outlives ackWaitMs, counting the attempt and aborting the old one', async () => {
-    queue = await LocalQueue.open({ dir, ackWaitMs: 100, retryBaseDelayMs: 10, retryMaxDelayMs: 10 });
-    const { id } = await queue.enqueue({ app: 'a', event: 'e', data: Buffer.alloc(0), headers: {}, maxAttempts: 3 });
-    const reasons: unknown[] = [];
-    const attempts: number[] = [];
-    const subscription = queue.subscribe('a', (event, signal) => {
-      attempts.push(event.attempt);
-      if (event.attempt === 1) {
-        return new Promise<HandlerOutcome>((resolve) =>
-          signal.addEventListener('abort', () => {
-            reasons.push(signal.reason);
-            // A late answer from the expired delivery must be ignored.
-            resolve({ kind: 'completed', result: Buffer.from('stale') });
-          }),
-        );
-      }
-      return Promise.resolve({ kind: 'completed', result: Buffer.from('fresh') });
-    }, { concurrency: 2 });
-    await until(async () => (await queue.status(id))?.state === 'COMPLETED', 'completion');
-    await subscription.close();
-    expect(attempts).toEqual([1, 2]);
-    expect(reasons).toHaveLength(1);
-    expect(String((reasons[0] as Error).message)).toBe(LEASE_EXPIRED_ERROR);
-    const status = (await queue.status(id))!;
-    expect(status).toMatchObject({ attempts: 2, lastError: LEASE_EXPIRED_ERROR });
-    expect(status.result!.toString()).toBe('fresh');
   });
 
   it('releases the event of a handler that ignores the abort once closeTimeoutMs passes', async () => {

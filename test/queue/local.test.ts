@@ -10,9 +10,9 @@ describeQueueContract('local (LMDB)', async () => {
   let current: Queue = await LocalQueue.open({ dir, ...QUEUE_CONTRACT_OPTIONS });
   return {
     queue: current,
-    async reopen() {
+    async reopen(overrides = {}) {
       await current.close();
-      current = await LocalQueue.open({ dir, ...QUEUE_CONTRACT_OPTIONS });
+      current = await LocalQueue.open({ dir, ...QUEUE_CONTRACT_OPTIONS, ...overrides });
       return current;
     },
     async cleanup() {
