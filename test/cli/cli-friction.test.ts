@@ -71,6 +71,16 @@ describe('cocaine-deploy answers mistakes clearly', () => {
     expect(JSON.parse(json.stderr).error.message.split('\n')).toHaveLength(2);
   });
 
+  it('a manifest naming a plugin the engine lacks is not found (exit 2, as docs/cli.md says), naming the plugin', async () => {
+    const dir = join(work, 'unknown-plugin');
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'main.cob'), '');
+    writeFileSync(join(dir, 'manifest.yaml'), 'name: cobol-app\nplugin: cobol\nentrypoint: main.cob\n');
+    const result = await cli(engine, ['app', 'upload', dir]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/^cocaine-deploy: .*unknown plugin "cobol"/);
+  });
+
   it('subcommand --help shows the global options', async () => {
     for (const args of [['app', 'upload', '--help'], ['invoke', '--help'], ['status', '--help']]) {
       const help = await cli(undefined, args);
