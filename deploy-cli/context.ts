@@ -47,8 +47,8 @@ export function collectHeader(value: string, previous: Record<string, string> = 
 }
 
 /** On a terminal, reading stdin looks like a hang: say what is expected (on stderr, never in the output). */
-export function hintStdin(what: string): void {
-  if (process.stdin.isTTY) process.stderr.write(`reading ${what} from stdin; Ctrl-D to end (or give --data / --file)\n`);
+export function hintStdin(what: string, instead = '--data / --file'): void {
+  if (process.stdin.isTTY) process.stderr.write(`reading ${what} from stdin; Ctrl-D to end (or give ${instead})\n`);
 }
 
 export async function readStdin(): Promise<Buffer> {

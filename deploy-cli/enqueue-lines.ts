@@ -30,7 +30,7 @@ export async function enqueueLines(
   json: boolean,
   engineAddress: string,
 ): Promise<LinesOutcome> {
-  if (input.file === undefined) hintStdin('events, one per line,');
+  if (input.file === undefined) hintStdin('events, one per line,', '--file');
   const source = input.file === undefined ? process.stdin : createReadStream(input.file);
   const opened = new Promise<void>((resolve, reject) => {
     if (input.file === undefined) resolve();

@@ -148,6 +148,14 @@ describe('cocaine-deploy answers mistakes clearly', () => {
     expect(result.output).toMatch(/reading the body from stdin; Ctrl-D to end/);
     expect(result.output).toMatch(/TYPED HERE/);
     expect(result.code).toBe(0);
+    const lines = await runOnPty([process.execPath, CLI_MAIN, '--engine', engine.address, '--json', 'enqueue', 'node-echo@echo', '--lines'], {
+      waitFor: 'Ctrl-D',
+      input: 'first\nsecond\n',
+      timeoutMs: 30_000,
+    });
+    expect(lines.output).toMatch(/reading events, one per line, from stdin; Ctrl-D to end \(or give --file\)/);
+    expect(lines.output.match(/"id":/g)).toHaveLength(2);
+    expect(lines.code).toBe(0);
   });
 
   it('on a terminal, the upload progress bar names the app and status --wait shows the state while it waits', async () => {
