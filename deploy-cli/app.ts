@@ -1,6 +1,8 @@
 import { Command, Option } from 'commander';
 import { readFile, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { MANIFEST_NAMES, rootArchive } from './archive-root.js';
 import { UsageError } from './errors.js';
 import { globalsOf, parseInteger, withClient } from './context.js';
 import { formatBytes, output, printFields, printTable } from './output.js';
@@ -10,22 +12,40 @@ import { progressBar } from './progress.js';
 import { appJson } from './views.js';
 import type { AppInfoMessage } from '../engine/api/messages.js';
 
-const MANIFEST_NAMES = ['manifest.yaml', 'manifest.yml', 'manifest.json'];
+function refuseEmpty(manifest: Buffer, what: string): Buffer {
+  if (manifest.toString('utf8').trim() === '') throw new UsageError(`${what} is empty: a manifest needs at least plugin and entrypoint`, 'manifest');
+  return manifest;
+}
 
+/** --manifest FILE, else manifest.{yaml,yml,json} in the directory (required there: a directory is packed here). */
 async function readManifest(dir: string | undefined, file: string | undefined): Promise<{ manifest?: Buffer; manifestFile?: string }> {
   if (file !== undefined) {
+    let manifest: Buffer;
     try {
-      return { manifest: await readFile(file), manifestFile: basename(file) };
+      manifest = await readFile(file);
     } catch (error) {
-      throw new UsageError(`cannot read --manifest ${file}: ${(error as Error).message}`);
+      throw new UsageError(`cannot read --manifest ${file}: ${(error as Error).message}`, 'manifest');
     }
+    return { manifest: refuseEmpty(manifest, `--manifest ${file}`), manifestFile: basename(file) };
   }
   if (dir === undefined) return {};
   for (const name of MANIFEST_NAMES) {
     const manifest = await readFile(join(dir, name)).catch(() => undefined);
-    if (manifest) return { manifest, manifestFile: name };
+    if (manifest) return { manifest: refuseEmpty(manifest, join(dir, name)), manifestFile: name };
   }
-  return {};
+  throw new UsageError(`no manifest in ${dir}: looked for ${MANIFEST_NAMES.join(', ')} (add one, or give --manifest FILE)`, 'manifest');
+}
+
+/** The name the app will get, for the progress bar: --name, else the manifest's, else the path's. */
+function appLabel(name: string | undefined, manifest: Buffer | undefined, path: string): string {
+  if (name) return name;
+  try {
+    const parsed = manifest ? (parseYaml(manifest.toString('utf8')) as { name?: unknown } | null) : undefined;
+    if (typeof parsed?.name === 'string' && parsed.name !== '') return parsed.name;
+  } catch {
+    // The engine reports a malformed manifest; the label falls back to the path.
+  }
+  return basename(path).replace(/\.(tar\.gz|tgz|tar)$/, '');
 }
 
 function printApp(app: AppInfoMessage): void {
@@ -60,8 +80,19 @@ export function appCommand(): Command {
       const info = await stat(path).catch(() => undefined);
       if (!info) throw new UsageError(`${path} does not exist: expected an app directory or a tarball`);
       const isDir = info.isDirectory();
-      const archive = isDir ? await packDirectory(path) : await readFile(path);
       const manifest = await readManifest(isDir ? path : undefined, flags.manifest);
+      let archive: Buffer;
+      let archiveManifest: Buffer | undefined;
+      if (isDir) {
+        archive = await packDirectory(path);
+      } else {
+        const rooted = await rootArchive(await readFile(path), path, manifest.manifest !== undefined);
+        archive = rooted.archive;
+        archiveManifest = rooted.manifest;
+        if (rooted.stripped !== undefined && !globalsOf(command).json) {
+          process.stderr.write(`${path}: its files sit under "${rooted.stripped}/": uploading them from the archive's root\n`);
+        }
+      }
       let profile = flags.profile;
       if (flags.docker !== undefined) {
         if (!isDir) throw new UsageError('--docker builds from an app directory, not a tarball');
@@ -80,7 +111,7 @@ export function appCommand(): Command {
           }),
         );
       }
-      const progress = progressBar(`uploading ${basename(path)}`);
+      const progress = progressBar(`uploading ${appLabel(flags.name, manifest.manifest ?? archiveManifest, path)}`);
       const uploaded = await withClient(command, (client) =>
         client.uploadApp({ name: flags.name, profile, archive, ...manifest, onProgress: (sent, total) => progress.update(sent, total) }),
       ).finally(() => progress.finish());

@@ -46,6 +46,11 @@ export function collectHeader(value: string, previous: Record<string, string> = 
   return { ...previous, [value.slice(0, eq)]: value.slice(eq + 1) };
 }
 
+/** On a terminal, reading stdin looks like a hang: say what is expected (on stderr, never in the output). */
+export function hintStdin(what: string, instead = '--data / --file'): void {
+  if (process.stdin.isTTY) process.stderr.write(`reading ${what} from stdin; Ctrl-D to end (or give ${instead})\n`);
+}
+
 export async function readStdin(): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
@@ -63,6 +68,7 @@ export async function readBody(options: { data?: string; file?: string }): Promi
       throw new UsageError(`cannot read --file ${options.file}: ${(error as Error).message}`);
     }
   }
+  hintStdin('the body');
   return readStdin();
 }
 

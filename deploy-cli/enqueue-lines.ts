@@ -1,6 +1,7 @@
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { EngineClient, EnqueueOptions } from '../engine/api/client.js';
+import { hintStdin } from './context.js';
 import { exitCodeFor, messageFor, UsageError } from './errors.js';
 import { progressCounter } from './progress.js';
 
@@ -29,6 +30,7 @@ export async function enqueueLines(
   json: boolean,
   engineAddress: string,
 ): Promise<LinesOutcome> {
+  if (input.file === undefined) hintStdin('events, one per line,', '--file');
   const source = input.file === undefined ? process.stdin : createReadStream(input.file);
   const opened = new Promise<void>((resolve, reject) => {
     if (input.file === undefined) resolve();

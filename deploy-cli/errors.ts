@@ -1,5 +1,5 @@
 import { RemoteError } from '../engine/api/status.js';
-import { EngineError, type ErrorCode } from '../engine/errors/index.js';
+import { EngineError, InvalidInputError, type ErrorCode } from '../engine/errors/index.js';
 
 /** Exit codes, documented in docs/cli.md. */
 export const EXIT = Object.freeze({
@@ -33,10 +33,10 @@ const EXIT_BY_CODE: Readonly<Partial<Record<ErrorCode, number>>> = Object.freeze
   handler_error: EXIT.handler,
 });
 
-/** A failure of the CLI itself (bad flag combination, unreadable file): exit 1. */
-export class UsageError extends EngineError {
-  constructor(message: string) {
-    super('invalid_argument', message);
+/** A failure of the CLI itself (bad flag combination, unreadable file): exit 1. `field` names the flag or argument. */
+export class UsageError extends InvalidInputError {
+  constructor(message: string, field?: string) {
+    super('invalid_argument', message, { field });
   }
 }
 
@@ -47,12 +47,41 @@ export function exitCodeFor(error: unknown): number {
   return EXIT.internal;
 }
 
-/** One line, no stack: what went wrong and, when the engine could not be reached, where. */
-export function messageFor(error: unknown, engineAddress: string): string {
+function isUnreachable(error: unknown): error is RemoteError {
+  return error instanceof RemoteError && !error.fromEngine && error.status === 14;
+}
+
+/** What went wrong (one line per problem, no stack) and, when the engine could not be reached, where. */
+export function messageLines(error: unknown, engineAddress: string): string[] {
   let message = error instanceof Error ? error.message : String(error);
-  if (error instanceof RemoteError && !error.fromEngine && error.status === 14) {
+  if (isUnreachable(error)) {
     const reason = message.replace(/\s*Resolution note:.*$/s, '').replace(/^No connection established\. Last error: (Error: )?/, '').replace(/\.$/, '');
-    message = `cannot reach the engine at ${engineAddress}: ${reason}`;
+    message = `cannot reach the engine at ${engineAddress}: ${reason.replace(/\s*\n\s*/g, ' ')}`;
   }
-  return message.replace(/\s*\n\s*/g, ' ').trim();
+  const lines = message.split('\n').map((line) => line.trim()).filter(Boolean);
+  return lines.length > 0 ? lines : ['unknown error'];
+}
+
+/** The message on one line (for reports that prefix it, e.g. `line 3: ...`). */
+export function messageFor(error: unknown, engineAddress: string): string {
+  return messageLines(error, engineAddress).join('; ');
+}
+
+/** `{"error": {code, message, field}}`: what --json writes on stderr. */
+export interface ErrorReport {
+  code: string;
+  message: string;
+  field?: string;
+}
+
+export function reportFor(error: unknown, engineAddress: string): ErrorReport {
+  const code = isUnreachable(error) ? 'engine_unreachable' : error instanceof EngineError ? error.code : exitCodeFor(error) === EXIT.usage ? 'invalid_argument' : 'internal';
+  const field = error instanceof InvalidInputError ? error.field : undefined;
+  return { code, message: messageLines(error, engineAddress).join('\n'), ...(field ? { field } : {}) };
+}
+
+/** Writes the error on stderr: `cocaine-deploy: <line>` per line, or one JSON object with --json. */
+export function writeError(name: string, report: ErrorReport, json: boolean): void {
+  if (json) process.stderr.write(`${JSON.stringify({ error: { code: report.code, message: report.message, field: report.field ?? null } })}\n`);
+  else process.stderr.write(report.message.split('\n').map((line) => `${name}: ${line}\n`).join(''));
 }

@@ -25,11 +25,24 @@ function printEvent(event: EventStatusMessage): void {
   ]);
 }
 
+/** One line on stderr per change of state or attempt while `status --wait` waits, only on a terminal. */
+function stateReporter(stream: NodeJS.WriteStream = process.stderr): (status: EventStatusMessage) => void {
+  let last = '';
+  return (status) => {
+    if (!stream.isTTY) return;
+    const line = `${status.id}: ${status.state} (attempt ${status.attempts} of ${status.maxAttempts})${status.lastError ? `, last error: ${status.lastError}` : ''}`;
+    if (line !== last) stream.write(`${line}\n`);
+    last = line;
+  };
+}
+
 async function waitForEnd(client: EngineClient, id: string, timeoutMs: number | undefined): Promise<EventStatusMessage> {
   const until = timeoutMs ? Date.now() + timeoutMs : Infinity;
+  const report = stateReporter();
   for (;;) {
     const status = await client.status(id);
     if (status.state === 'COMPLETED' || status.state === 'FAILED') return status;
+    report(status);
     if (Date.now() + POLL_MS > until) throw new DeadlineError(`event ${id} is still ${status.state} after ${timeoutMs} ms`);
     await new Promise((resolve) => setTimeout(resolve, POLL_MS));
   }

@@ -1,7 +1,10 @@
 import { Command } from 'commander';
 import { createReadStream } from 'node:fs';
-import { collectHeader, globalsOf, readBody, withClient, writeStdout } from './context.js';
+import { status as GrpcStatus } from '@grpc/grpc-js';
+import { RemoteError } from '../engine/api/status.js';
+import { collectHeader, globalsOf, hintStdin, readBody, withClient, writeStdout } from './context.js';
 import { UsageError } from './errors.js';
+import { formatBytes } from './output.js';
 
 interface InvokeFlags {
   data?: string;
@@ -14,7 +17,21 @@ function streamedBody(flags: InvokeFlags): AsyncIterable<Buffer | string> | Iter
   if (flags.data !== undefined && flags.file !== undefined) throw new UsageError('give either --data or --file, not both');
   if (flags.data !== undefined) return [flags.data];
   if (flags.file !== undefined) return createReadStream(flags.file);
+  hintStdin('the body');
   return process.stdin;
+}
+
+/**
+ * A unary body over the gRPC message limit is refused by grpc-js itself (this client's send limit or
+ * the engine's receive limit: RESOURCE_EXHAUSTED without the engine's code): point to --stream.
+ */
+function tooLargeHint(error: unknown, bodyBytes: number): UsageError | undefined {
+  if (!(error instanceof RemoteError) || error.fromEngine || error.status !== GrpcStatus.RESOURCE_EXHAUSTED) return undefined;
+  return new UsageError(
+    `the request body (${formatBytes(bodyBytes)}) is larger than one gRPC message may be (${error.message}); ` +
+      'send it with --stream, which sends the body in chunks as it is read',
+    'body',
+  );
 }
 
 export function invokeCommand(): Command {
@@ -30,8 +47,16 @@ export function invokeCommand(): Command {
       const { timeout } = globalsOf(command);
       const options = { headers: flags.header ?? {}, timeoutMs: timeout };
       await withClient(command, async (client) => {
-        const result = flags.stream ? client.invokeStream(target, streamedBody(flags), options) : client.invoke(target, await readBody(flags), options);
-        for await (const chunk of result) await writeStdout(chunk);
+        if (flags.stream) {
+          for await (const chunk of client.invokeStream(target, streamedBody(flags), options)) await writeStdout(chunk);
+          return;
+        }
+        const body = await readBody(flags);
+        try {
+          for await (const chunk of client.invoke(target, body, options)) await writeStdout(chunk);
+        } catch (error) {
+          throw tooLargeHint(error, body.length) ?? error;
+        }
       });
     });
 }

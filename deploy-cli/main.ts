@@ -4,7 +4,7 @@ import { packageVersion } from '../engine/util/paths.js';
 import { appCommand } from './app.js';
 import { DEFAULT_ENGINE, parseInteger } from './context.js';
 import { crashlogCommand } from './crashlog.js';
-import { EXIT, exitCodeFor, messageFor } from './errors.js';
+import { EXIT, exitCodeFor, reportFor, writeError } from './errors.js';
 import { eventCommands } from './events.js';
 import { infoCommand } from './info.js';
 import { invokeCommand } from './invoke.js';
@@ -13,8 +13,11 @@ import { runlistCommand } from './runlist.js';
 
 const NAME = 'cocaine-deploy';
 
-function fail(message: string, code: number): never {
-  process.stderr.write(`${NAME}: ${message}\n`);
+/** --json anywhere on the command line: errors are JSON too, even those found before options are parsed. */
+const JSON_ERRORS = process.argv.slice(2).includes('--json');
+
+function fail(error: unknown, engine: string, code: number): never {
+  writeError(NAME, reportFor(error, engine), JSON_ERRORS);
   process.exit(code);
 }
 
@@ -29,7 +32,10 @@ const program = new Command()
   .showSuggestionAfterError(true)
   .configureOutput({
     // Commander's own usage errors: one line in our format.
-    outputError: (text, write) => write(`${NAME}: ${text.replace(/^error: /, '').replace(/\s*\n\s*/g, ' ').trim()}\n`),
+    outputError: (text) => {
+      const message = text.replace(/^error: /, '').replace(/\s*\n\s*/g, ' ').trim();
+      writeError(NAME, { code: 'invalid_argument', message }, JSON_ERRORS);
+    },
   })
   .exitOverride();
 
@@ -39,7 +45,7 @@ for (const command of [appCommand(), profileCommand(), runlistCommand(), crashlo
 // Groups without a subcommand print their help (on stderr) and exit 1; so do unknown subcommands.
 function inherit(parent: Command): void {
   for (const command of parent.commands) {
-    command.exitOverride().configureOutput(program.configureOutput());
+    command.exitOverride().configureOutput(program.configureOutput()).configureHelp({ showGlobalOptions: true });
     inherit(command);
   }
 }
@@ -48,7 +54,7 @@ inherit(program);
 // A closed pipe (`cocaine-deploy app list | head`) is the reader's choice, not an error.
 process.stdout.on('error', (error: NodeJS.ErrnoException) => {
   if (error.code === 'EPIPE') process.exit(EXIT.ok);
-  fail(error.message, EXIT.internal);
+  fail(error, '', EXIT.internal);
 });
 
 async function main(): Promise<void> {
@@ -60,7 +66,7 @@ async function main(): Promise<void> {
       process.exit(error.exitCode === 0 ? EXIT.ok : EXIT.usage);
     }
     const engine = (program.opts().engine as string | undefined) ?? process.env.COCAINE_ENGINE ?? DEFAULT_ENGINE;
-    fail(messageFor(error, engine), exitCodeFor(error));
+    fail(error, engine, exitCodeFor(error));
   }
 }
 

@@ -155,8 +155,10 @@ export class Engine implements EngineFacade {
     return status;
   }
 
-  deadLetters(app?: string): Promise<EventStatus[]> {
-    return this.queue.deadLetters(app || undefined);
+  async deadLetters(app?: string): Promise<EventStatus[]> {
+    const events = await this.queue.deadLetters(app || undefined);
+    if (app && events.length === 0) await this.admin.requireApp(app);
+    return events;
   }
 
   redrive(id: string): Promise<EventStatus> {
@@ -193,7 +195,7 @@ export class Engine implements EngineFacade {
     return this.admin.uploadProfile(name, content, file);
   }
   listProfiles(): Promise<string[]> {
-    return this.storage.listProfiles();
+    return this.admin.listProfiles();
   }
   viewProfile(name: string) {
     return this.admin.viewProfile(name);
@@ -208,10 +210,10 @@ export class Engine implements EngineFacade {
     return this.admin.addToRunlist(app, profile);
   }
   removeFromRunlist(app: string): Promise<Runlist> {
-    return this.storage.removeFromRunlist(app);
+    return this.admin.removeFromRunlist(app);
   }
   listCrashlogs(app: string): Promise<CrashlogSummary[]> {
-    return this.storage.listCrashlogs(app);
+    return this.admin.listCrashlogs(app);
   }
   async viewCrashlog(app: string, id: string): Promise<CrashlogEntry> {
     const entry = await this.storage.getCrashlog(app, id);
@@ -219,7 +221,7 @@ export class Engine implements EngineFacade {
     return entry;
   }
   async removeCrashlogs(app: string): Promise<void> {
-    await this.storage.removeCrashlogs(app);
+    await this.admin.removeCrashlogs(app);
   }
 
   async info(options: { cluster: boolean }): Promise<{ node: NodeInfo; cluster: NodeInfo[] }> {

@@ -1,5 +1,8 @@
 #!/usr/bin/env node
+import { format } from 'node:util';
+import { setLogger as setGrpcLogger } from '@grpc/grpc-js';
 import { Command, Option } from 'commander';
+import type { Logger } from 'pino';
 import { resolveEngineOptions, type EngineOptions } from './config/options.js';
 import { Engine } from './engine.js';
 import { startGrpcServer } from './api/grpc-server.js';
@@ -16,6 +19,7 @@ const program = new Command()
   .option('--storage <fs|nats://host:port>', 'storage backend (default fs)')
   .option('--queue <local|jetstream>', 'fire-and-forget queue backend (default local)')
   .option('--nats <url>', 'NATS servers (comma-separated) for the jetstream queue, NATS request-reply and cluster info')
+  .option('--nats-prefix <prefix>', 'prefix of the NATS streams, buckets and subjects (default cocaine)')
   .option('--nats-replicas <n>', 'replicas of the NATS streams and buckets the engine creates (default 1)')
   .option('--node-id <id>', 'node id (default: generated once and kept in the data directory)')
   .option('--plugins-dir <dir...>', 'directories with third-party language plugins')
@@ -25,7 +29,7 @@ const program = new Command()
   .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal']))
   .addHelpText(
     'after',
-    '\nEnvironment: COCAINE_LISTEN, COCAINE_DATA, COCAINE_STORAGE, COCAINE_QUEUE, COCAINE_NATS, COCAINE_NODE_ID,\n' +
+    '\nEnvironment: COCAINE_LISTEN, COCAINE_DATA, COCAINE_STORAGE, COCAINE_QUEUE, COCAINE_NATS, COCAINE_NATS_PREFIX, COCAINE_NODE_ID,\n' +
       'COCAINE_PLUGIN_DIRS, COCAINE_DOCKER_SOCKET, COCAINE_DRAIN_TIMEOUT_MS, COCAINE_LOG_LEVEL (see docs/configuration.md).',
   )
   .action(run);
@@ -42,6 +46,7 @@ async function run(flags: Record<string, unknown>): Promise<void> {
         storage: flags.storage,
         queue: flags.queue,
         nats: flags.nats,
+        natsPrefix: flags.natsPrefix,
         natsReplicas: flags.natsReplicas,
         nodeId: flags.nodeId,
         pluginDirs: flags.pluginsDir,
@@ -56,6 +61,7 @@ async function run(flags: Record<string, unknown>): Promise<void> {
     process.exit(1);
   }
   const logger = createLogger(options.logLevel);
+  const grpcLogs = routeGrpcLogs(logger);
   let engine: Engine;
   try {
     engine = await Engine.create(options, logger);
@@ -67,10 +73,14 @@ async function run(flags: Record<string, unknown>): Promise<void> {
   try {
     server = await startGrpcServer(engine, { listen: options.listen, maxMessageBytes: options.maxMessageBytes });
   } catch (error) {
-    process.stderr.write(`cocaine-engine: cannot listen on ${options.listen}: ${(error as Error).message}\n`);
+    // grpc-js wraps the socket errors: "No address added out of total 1 resolved errors: [listen EADDRINUSE: ...]".
+    const message = (error as Error).message;
+    const reason = /errors: \[(.+)\]$/s.exec(message)?.[1] ?? message;
+    process.stderr.write(`cocaine-engine: cannot listen on ${options.listen}: ${reason}\n`);
     await engine.shutdown();
     process.exit(1);
   }
+  grpcLogs.listening();
   engine.listenAddress = server.address;
   const extras = await startNatsExtras(engine, options).catch((error: unknown) => {
     logger.error({ err: (error as Error).message }, 'NATS services not started');
@@ -97,6 +107,22 @@ async function run(flags: Record<string, unknown>): Promise<void> {
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+/**
+ * grpc-js logs to the console by default: a port in use printed its own "E No address added..."
+ * line before ours, which already carries that text. Its lines go to our log instead: at debug
+ * while binding (the bind error is reported by us), its errors at warn once the server listens.
+ */
+function routeGrpcLogs(logger: Logger): { listening(): void } {
+  let errorLevel: 'debug' | 'warn' = 'debug';
+  const at = (level: () => 'debug' | 'warn') => (message: unknown, ...params: unknown[]) => logger[level()]({ source: 'grpc-js' }, format(message, ...params));
+  setGrpcLogger({ error: at(() => errorLevel), info: at(() => 'debug'), debug: at(() => 'debug') });
+  return {
+    listening() {
+      errorLevel = 'warn';
+    },
+  };
 }
 
 /** NATS request-reply invocation and cluster presence, when a NATS url is configured. */

@@ -7,7 +7,7 @@ import { InvalidInputError, NotFoundError, UnavailableError } from '../errors/in
 import type { PluginRegistry } from '../plugins/registry.js';
 import type { Router, StartedApp } from '../router/router.js';
 import { inspectArchive, readFileFromArchive } from '../storage/tarball.js';
-import type { AppRecord, Runlist, Storage } from '../storage/types.js';
+import type { AppRecord, CrashlogSummary, Runlist, Storage } from '../storage/types.js';
 import { validateName } from '../util/names.js';
 
 export interface AppAdminDeps {
@@ -207,9 +207,43 @@ export class AppAdmin {
     return this.startApp(name, profile);
   }
 
-  appLogs(name: string, options: { lines: number; follow: boolean; signal: AbortSignal }): AsyncIterable<LogLine> {
-    validateName('app', name);
-    return this.deps.router.logsFor(name).read(options);
+  async *appLogs(name: string, options: { lines: number; follow: boolean; signal: AbortSignal }): AsyncIterable<LogLine> {
+    await this.requireApp(name);
+    yield* this.deps.router.logsFor(name).read(options);
+  }
+
+  /** The stored app, or app_not_found: for operations that would otherwise succeed on a typo. */
+  async requireApp(name: string): Promise<AppRecord> {
+    const record = await this.deps.storage.getApp(validateName('app', name));
+    if (!record) throw new NotFoundError('app_not_found', `no app named "${name}"`);
+    return record;
+  }
+
+  /** Crashlogs outlive nothing but their app; none and no such app is a typo, not an empty list. */
+  async listCrashlogs(app: string): Promise<CrashlogSummary[]> {
+    validateName('app', app);
+    const entries = await this.deps.storage.listCrashlogs(app);
+    if (entries.length === 0) await this.requireApp(app);
+    return entries;
+  }
+
+  async removeCrashlogs(app: string): Promise<void> {
+    validateName('app', app);
+    if ((await this.deps.storage.listCrashlogs(app)).length === 0) await this.requireApp(app);
+    await this.deps.storage.removeCrashlogs(app);
+  }
+
+  /** Removing an app that is neither in the runlist nor stored is refused (a stale entry can still go). */
+  async removeFromRunlist(app: string): Promise<Runlist> {
+    validateName('app', app);
+    if (!Object.hasOwn(await this.deps.storage.getRunlist(), app)) await this.requireApp(app);
+    return this.deps.storage.removeFromRunlist(app);
+  }
+
+  /** Stored profiles plus the implicit "default" (usable without an upload). */
+  async listProfiles(): Promise<string[]> {
+    const names = await this.deps.storage.listProfiles();
+    return names.includes(DEFAULT) ? names : [DEFAULT, ...names].sort();
   }
 
   async uploadProfile(name: string, content: Buffer, file?: string): Promise<{ name: string; profile: Profile }> {

@@ -130,6 +130,9 @@ export function resolveEngineOptions(input: {
     throw new InvalidInputError('invalid_argument', `storage "${resolved.storage}" must be "fs" or a nats:// url`, { field: 'storage' });
   }
   if (resolved.storage.startsWith('nats://') && !resolved.nats) resolved.nats = resolved.storage;
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(resolved.natsPrefix)) {
+    throw new InvalidInputError('invalid_argument', `nats prefix "${resolved.natsPrefix}" must be 1-64 letters, digits, "_" or "-" (it names NATS streams and buckets)`, { field: 'natsPrefix' });
+  }
   if (resolved.queue !== 'local' && resolved.queue !== 'jetstream') {
     throw new InvalidInputError('invalid_argument', `queue "${resolved.queue}" must be "local" or "jetstream"`, { field: 'queue' });
   }
