@@ -10,9 +10,12 @@ export type ErrorCode =
   | 'not_found'
   | 'app_not_found'
   | 'event_not_found'
+  | 'event_id_not_found'
   | 'app_stopped'
   | 'app_broken'
   | 'queue_full'
+  | 'message_too_large'
+  | 'session_id_in_use'
   | 'deadline_exceeded'
   | 'cancelled'
   | 'worker_crashed'
@@ -47,7 +50,7 @@ export class InvalidInputError extends EngineError {
 }
 
 export class NotFoundError extends EngineError {
-  constructor(code: 'not_found' | 'app_not_found' | 'event_not_found', message: string) {
+  constructor(code: 'not_found' | 'app_not_found' | 'event_not_found' | 'event_id_not_found', message: string) {
     super(code, message);
   }
 }
