@@ -1,4 +1,5 @@
-import type { Deadline } from '@grpc/grpc-js';
+import type { Deadline, Metadata } from '@grpc/grpc-js';
+import { callDeadlineMs } from './long-deadlines.js';
 import type { Invocation } from './facade.js';
 import { OverloadError } from '../errors/index.js';
 import { statusFromError } from './status.js';
@@ -17,10 +18,9 @@ export function splitChunk(chunk: Buffer): Buffer[] {
   return pieces;
 }
 
-/** Absolute deadline (epoch ms, 0 = none) from the gRPC call's deadline and a per-request timeout. */
-export function deadlineOf(callDeadline: Deadline, timeoutMs: number): number {
-  const fromCall = callDeadline instanceof Date ? callDeadline.getTime() : callDeadline;
-  return withTimeout(Number.isFinite(fromCall) && fromCall > 0 ? fromCall : 0, timeoutMs);
+/** Absolute deadline (epoch ms, 0 = none) from the gRPC call's deadline (long-deadlines.ts) and a per-request timeout. */
+export function deadlineOf(call: { getDeadline(): Deadline; metadata: Metadata }, timeoutMs: number): number {
+  return withTimeout(callDeadlineMs(call), timeoutMs);
 }
 
 /** The earlier of `deadline` (epoch ms, 0 = none) and now + `timeoutMs` (0 = none). */

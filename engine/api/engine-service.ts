@@ -32,7 +32,7 @@ export function engineService(facade: EngineFacade, sessions: SessionRegistry, o
       let invocation: Invocation;
       try {
         const { app, event, headers, timeoutMs } = invokeFields(request);
-        invocation = facade.invoke({ app, event, headers, deadline: deadlineOf(call.getDeadline(), timeoutMs) });
+        invocation = facade.invoke({ app, event, headers, deadline: deadlineOf(call, timeoutMs) });
       } catch (error) {
         call.emit('error', statusFromError(error));
         return;
@@ -63,7 +63,7 @@ export function engineService(facade: EngineFacade, sessions: SessionRegistry, o
           const header = message.header;
           try {
             const { app, event, headers, timeoutMs } = invokeFields(header);
-            invocation = facade.invoke({ app, event, headers, deadline: deadlineOf(call.getDeadline(), timeoutMs) });
+            invocation = facade.invoke({ app, event, headers, deadline: deadlineOf(call, timeoutMs) });
           } catch (error) {
             refuse(error);
             return;

@@ -6,6 +6,7 @@ import { InvalidInputError } from '../errors/index.js';
 import { setLongTimeout } from '../util/timers.js';
 import { deployService, type LogFollowers } from './deploy-service.js';
 import { engineService } from './engine-service.js';
+import { acceptLongDeadlines } from './long-deadlines.js';
 import type { EngineFacade } from './facade.js';
 import { cocaineProto, DEPLOY_SERVICE, ENGINE_SERVICE, HEALTH_SERVICE, PROTO_LOADER_OPTIONS } from './proto.js';
 import { DEPLOY_REQUEST_CHECKS } from './request-fields.js';
@@ -128,6 +129,7 @@ export async function startGrpcServer(facade: EngineFacade, options: GrpcServerO
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(resolved.listen, ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))),
   );
+  acceptLongDeadlines(server);
   const host = resolved.listen.slice(0, resolved.listen.lastIndexOf(':'));
   let shuttingDown: Promise<void> | undefined;
 

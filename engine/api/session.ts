@@ -61,7 +61,7 @@ export class SessionHandler {
     private readonly call: ServerDuplexStream<SessionFrameMessage, SessionFrameMessage>,
     private readonly registry: SessionRegistry,
   ) {
-    this.streamDeadline = deadlineOf(call.getDeadline(), 0);
+    this.streamDeadline = deadlineOf(call, 0);
     registry.add(this);
     call.on('data', (frame: SessionFrameMessage) => this.onFrame(frame));
     call.on('end', () => {

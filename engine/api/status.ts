@@ -78,8 +78,8 @@ export class RemoteError extends EngineError {
   }
 }
 
-/** grpc-js's own refusal of a message over the receive limit, on either side ("Received message larger than max (N vs. M)"). */
-const TOO_LARGE = /message larger than max/i;
+/** grpc-js's own refusal of a message over a size limit: "Received message larger than max (N vs. M)", "Attempted to send message with a size larger than N". */
+const TOO_LARGE = /message (with a size )?larger than/i;
 
 function codeFor(status: GrpcStatus, reported: string | undefined, message = ''): ErrorCode {
   if (reported && KNOWN_CODES.has(reported)) return reported as ErrorCode;
@@ -94,7 +94,7 @@ export function errorFromStatus(error: Partial<ServiceError> & { code?: number; 
   const message = error.details || error.message || `gRPC status ${GrpcStatus[status] ?? status}`;
   const code = typeof reported === 'string' ? reported : undefined;
   const mapped = codeFor(status, code, message);
-  const text = mapped === 'message_too_large' && code === undefined ? `${message}: a gRPC message exceeded the receive limit (raise grpc.max_receive_message_length; see docs/clients.md)` : message;
+  const text = mapped === 'message_too_large' && code === undefined ? `${message}: a gRPC message exceeded a size limit (grpc.max_receive_message_length / grpc.max_send_message_length; see docs/clients.md)` : message;
   return new RemoteError(mapped, status, text, { cause: error, fromEngine: code !== undefined });
 }
 
