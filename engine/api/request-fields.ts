@@ -1,5 +1,5 @@
 import { InvalidInputError } from '../errors/index.js';
-import { validateName, type NameKind, type Target } from '../util/names.js';
+import { parseTarget, validateName, type NameKind, type Target } from '../util/names.js';
 
 /**
  * The ONE place where request fields coming over the wire (gRPC Engine and Deploy, NATS
@@ -63,8 +63,14 @@ export function targetField(value: string, field = 'target'): Target {
   if (typeof value !== 'string' || value === '') throw refuse(field, 'empty: expected "app@event"');
   if (value.length > REQUEST_LIMITS.targetChars) throw refuse(field, `${value.length} characters: the limit is ${REQUEST_LIMITS.targetChars} ("app@event", names of at most 64)`);
   const at = value.indexOf('@');
-  if (at < 0 || value.indexOf('@', at + 1) >= 0) throw refuse(field, `${shown(value)} is not "app@event" (exactly one '@')`);
-  return { app: nameField('app', value.slice(0, at), field), event: nameField('event', value.slice(at + 1), field) };
+  if (at > 0 && at < value.length - 1 && value.indexOf('@', at + 1) < 0) {
+    return { app: nameField('app', value.slice(0, at), field), event: nameField('event', value.slice(at + 1), field) };
+  }
+  try {
+    return parseTarget(value); // throws, naming what is missing
+  } catch (error) {
+    throw refuse(field, (error as Error).message.replace(/^target /, ''));
+  }
 }
 
 /** An event id (Status, Redrive, Enqueue `id`) or a crashlog id. */
