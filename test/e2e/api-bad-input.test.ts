@@ -119,6 +119,18 @@ describe('every rpc refuses bad fields with INVALID_ARGUMENT naming the field an
     const good = await stream.enqueue('node-echo@echo', 'x');
     expect(good.id).not.toBe('');
     await stream.close();
+    // A seq past 2^53-1 could not be echoed exactly: refused on that (rounded) seq.
+    const raw = client.engine.EnqueueStream();
+    const replies: Array<{ seq: number; error?: { code: string; message: string } | null }> = [];
+    raw.on('data', (reply: (typeof replies)[number]) => replies.push(reply));
+    raw.on('error', () => undefined);
+    const ended = new Promise<void>((resolve) => raw.on('end', resolve));
+    raw.write({ seq: '1152921504606846976' as unknown as number, event: { target: 'node-echo@echo', data: Buffer.from('x'), headers: {}, maxAttempts: 0, delayMs: 0, id: '' } });
+    raw.end();
+    await ended;
+    expect(replies).toHaveLength(1);
+    expect(replies[0].error?.code).toBe('invalid_argument');
+    expect(replies[0].error?.message).toMatch(/^seq: .*2\^53-1/);
   });
 
   it('Status and Redrive: the event id; an unknown id is event_id_not_found', async () => {
