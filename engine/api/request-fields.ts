@@ -43,7 +43,7 @@ export function shown(value: string): string {
   return value.length <= 64 ? JSON.stringify(value) : `${JSON.stringify(value.slice(0, 32))}... (${value.length} characters)`;
 }
 
-/** An app, event or profile name; `optional` lets an empty string through as undefined. */
+/** An app, event or profile name. */
 export function nameField(kind: NameKind, value: string, field: string = kind): string {
   if (typeof value !== 'string' || value === '') throw refuse(field, `the ${kind} name is empty`);
   if (value.length > REQUEST_LIMITS.nameChars) throw refuse(field, `the ${kind} name is ${value.length} characters: the limit is ${REQUEST_LIMITS.nameChars}`);
@@ -54,6 +54,7 @@ export function nameField(kind: NameKind, value: string, field: string = kind): 
   }
 }
 
+/** As nameField; an empty string (the proto default) is undefined. */
 export function optionalName(kind: NameKind, value: string, field: string = kind): string | undefined {
   return value === '' || value === undefined ? undefined : nameField(kind, value, field);
 }
@@ -81,6 +82,7 @@ export function idField(value: string, field = 'id'): string {
   return value;
 }
 
+/** As idField; an empty string (the proto default) is undefined. */
 export function optionalId(value: string, field = 'id'): string | undefined {
   return value === '' || value === undefined ? undefined : idField(value, field);
 }

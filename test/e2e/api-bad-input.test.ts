@@ -110,6 +110,10 @@ describe('every rpc refuses bad fields with INVALID_ARGUMENT naming the field an
     expectRefused(await refusal(client.enqueue('node-echo@echo', 'x', { delayMs: YEAR_AND_A_HALF_MS })), 'delay_ms', /limit of 31622400000 ms/);
     expectRefused(await refusal(client.enqueue('node-echo@echo', 'x', { maxAttempts: 100_000 })), 'max_attempts', /limit is 10000/);
     expectRefused(await refusal(client.enqueue('node-echo@echo', 'x', { headers: { big: HUGE.repeat(2) } })), 'headers["big"]', /limit is 16384/);
+    // The longest id allowed, in 3-byte characters, is stored and found again.
+    const wide = `${'€'.repeat(REQUEST_LIMITS.idChars - 1)}x`;
+    expect((await client.enqueue('node-echo@echo', 'x', { id: wide })).id).toBe(wide);
+    expect((await client.status(wide)).id).toBe(wide);
   });
 
   it('EnqueueStream: a bad event is refused on its seq; the stream goes on', async () => {
@@ -140,6 +144,9 @@ describe('every rpc refuses bad fields with INVALID_ARGUMENT naming the field an
     expectRefused(await refusal(client.redrive('line\nbreak')), 'id', /control character/);
     const unknown = await refusal(client.status('no-such-event'));
     expect([unknown.status, unknown.code]).toEqual([5, 'event_id_not_found']);
+    // The longest id allowed, in 3-byte characters, still reaches the store and is just unknown.
+    const widest = await refusal(client.status('€'.repeat(REQUEST_LIMITS.idChars)));
+    expect([widest.status, widest.code]).toEqual([5, 'event_id_not_found']);
     const unknownRedrive = await refusal(client.redrive('no-such-event'));
     expect([unknownRedrive.status, unknownRedrive.code]).toEqual([5, 'event_id_not_found']);
   });

@@ -17,7 +17,9 @@ import { HEALTH_SERVICES } from '../../engine/api/grpc-server.js';
 import type { ChunkMessage, SessionFrameMessage } from '../../engine/api/messages.js';
 import { cocaineProto } from '../../engine/api/proto.js';
 import { errorFromStatus } from '../../engine/api/status.js';
+import { headers as natsHeaders, connect as natsConnect } from '@nats-io/transport-node';
 import { EXAMPLES, cliJson, startEngine, tempDir, type RunningEngine } from '../helpers/engine.js';
+import { startNatsServer, type NatsServer } from '../helpers/nats-server.js';
 
 const require = createRequire(import.meta.url);
 const BIG = 6 * 1024 * 1024;
@@ -62,13 +64,15 @@ function rawSession(client: Raw) {
 }
 
 describe('the gRPC contract with default clients', () => {
+  let nats: NatsServer;
   let engine: RunningEngine;
   let client: EngineClient;
   let plain: Raw;
   const work = tempDir('api-contract');
 
   beforeAll(async () => {
-    engine = await startEngine();
+    nats = await startNatsServer({ jetstream: false });
+    engine = await startEngine({ args: ['--nats', nats.url] });
     client = connect(engine.address);
     plain = defaultClient(engine.address);
     await cliJson(engine, ['app', 'upload', join(EXAMPLES, 'node-conformance')]);
@@ -78,6 +82,7 @@ describe('the gRPC contract with default clients', () => {
     plain?.close();
     client?.close();
     await engine?.stop();
+    await nats?.stop();
   });
 
   it('a 6 MiB result reaches a default grpc-js client over Invoke, InvokeStream and Session, in messages of at most 1 MiB', async () => {
@@ -149,6 +154,27 @@ describe('the gRPC contract with default clients', () => {
     const frames = session.map((message) => proto.Session.responseDeserialize(message) as SessionFrameMessage);
     expect(frames.at(-1)?.end).toBe(true);
     expect(Buffer.concat(frames.map((frame) => frame.data ?? Buffer.alloc(0))).equals(want)).toBe(true);
+  });
+
+  it("a 3 MiB result over NATS request-reply comes in chunks within the server's max_payload", async () => {
+    const nc = await natsConnect({ servers: nats.url });
+    try {
+      const h = natsHeaders();
+      h.set('Cocaine-Event', 'big');
+      const size = 3 * 1024 * 1024;
+      const replies = await nc.requestMany('cocaine.invoke.node-conformance', String(size), { headers: h, strategy: 'sentinel', maxWait: 60_000 } as never);
+      const chunks: Buffer[] = [];
+      let status = '';
+      for await (const msg of replies) {
+        if (msg.data.length > 0) chunks.push(Buffer.from(msg.data));
+        else status = `${msg.headers?.get('Cocaine-Status')} ${msg.headers?.get('Cocaine-Error-Message') ?? ''}`.trim();
+      }
+      expect(status).toBe('ok');
+      expect(Math.max(...chunks.map((chunk) => chunk.length))).toBeLessThanOrEqual(nc.info!.max_payload);
+      expect(Buffer.concat(chunks).equals(expectedBig(size))).toBe(true);
+    } finally {
+      await nc.close();
+    }
   });
 
   it("the TypeScript client calls grpc-js's own 'message larger than max' message_too_large, not queue_full", async () => {
