@@ -151,7 +151,7 @@ export class Engine implements EngineFacade {
 
   async status(id: string): Promise<EventStatus> {
     const status = await this.queue.status(id);
-    if (!status) throw new NotFoundError('not_found', `no event with id "${id}"`);
+    if (!status) throw new NotFoundError('event_id_not_found', `no event with id "${id}"`);
     return status;
   }
 

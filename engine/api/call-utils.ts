@@ -1,12 +1,26 @@
-import type { Deadline } from '@grpc/grpc-js';
+import type { Deadline, Metadata } from '@grpc/grpc-js';
+import { callDeadlineMs } from './long-deadlines.js';
 import type { Invocation } from './facade.js';
 import { OverloadError } from '../errors/index.js';
 import { statusFromError } from './status.js';
 
-/** Absolute deadline (epoch ms, 0 = none) from the gRPC call's deadline and a per-request timeout. */
-export function deadlineOf(callDeadline: Deadline, timeoutMs: number): number {
-  const fromCall = callDeadline instanceof Date ? callDeadline.getTime() : callDeadline;
-  return withTimeout(Number.isFinite(fromCall) && fromCall > 0 ? fromCall : 0, timeoutMs);
+/**
+ * Largest result message (Chunk, SessionFrame data) the engine sends: 1 MiB, well under the 4 MiB
+ * default receive limit of every official gRPC library, so default clients take any result.
+ */
+export const MAX_RESULT_MESSAGE_BYTES = 1024 * 1024;
+
+/** A chunk as pieces of at most MAX_RESULT_MESSAGE_BYTES (the same Buffer when it fits). */
+export function splitChunk(chunk: Buffer): Buffer[] {
+  if (chunk.length <= MAX_RESULT_MESSAGE_BYTES) return [chunk];
+  const pieces: Buffer[] = [];
+  for (let offset = 0; offset < chunk.length; offset += MAX_RESULT_MESSAGE_BYTES) pieces.push(chunk.subarray(offset, offset + MAX_RESULT_MESSAGE_BYTES));
+  return pieces;
+}
+
+/** Absolute deadline (epoch ms, 0 = none) from the gRPC call's deadline (long-deadlines.ts) and a per-request timeout. */
+export function deadlineOf(call: { getDeadline(): Deadline; metadata: Metadata }, timeoutMs: number): number {
+  return withTimeout(callDeadlineMs(call), timeoutMs);
 }
 
 /** The earlier of `deadline` (epoch ms, 0 = none) and now + `timeoutMs` (0 = none). */
@@ -59,24 +73,9 @@ export function pipeResult(invocation: Invocation, call: ChunkStream, limits: Sl
   };
 
   invocation.listen({
-    onChunk(chunk) {
+    onChunk(whole) {
       if (settled) return;
-      if (pending) {
-        pending.push(chunk);
-        pendingBytes += chunk.length;
-        if (pendingBytes > limits.maxPendingBytes && Date.now() - lastProgress > limits.slowReaderMs) {
-          settled = true;
-          invocation.cancel('the client reads the result too slowly');
-          pending = undefined;
-          call.emit('error', statusFromError(new OverloadError('queue_full', `the client reads the result too slowly: more than ${limits.maxPendingBytes} bytes waited over ${limits.slowReaderMs} ms`)));
-        }
-        return;
-      }
-      if (!call.write({ data: chunk })) {
-        pending = [];
-        lastProgress = Date.now();
-        call.once('drain', flush);
-      }
+      for (const chunk of splitChunk(whole)) if (!settled) onPiece(chunk);
     },
     onEnd() {
       if (settled) return;
@@ -92,4 +91,23 @@ export function pipeResult(invocation: Invocation, call: ChunkStream, limits: Sl
     },
   });
   return { settled: () => settled };
+
+  function onPiece(chunk: Buffer): void {
+    if (pending) {
+      pending.push(chunk);
+      pendingBytes += chunk.length;
+      if (pendingBytes > limits.maxPendingBytes && Date.now() - lastProgress > limits.slowReaderMs) {
+        settled = true;
+        invocation.cancel('the client reads the result too slowly');
+        pending = undefined;
+        call.emit('error', statusFromError(new OverloadError('queue_full', `the client reads the result too slowly: more than ${limits.maxPendingBytes} bytes waited over ${limits.slowReaderMs} ms`)));
+      }
+      return;
+    }
+    if (!call.write({ data: chunk })) {
+      pending = [];
+      lastProgress = Date.now();
+      call.once('drain', flush);
+    }
+  }
 }

@@ -1,10 +1,10 @@
 import type { ServerDuplexStream, ServerUnaryCall, ServerWritableStream, sendUnaryData, UntypedServiceImplementation } from '@grpc/grpc-js';
 import { InvalidInputError, NotFoundError } from '../errors/index.js';
-import { parseTarget } from '../util/names.js';
 import { deadlineOf, pipeResult, type SlowReaderLimits } from './call-utils.js';
 import { eventStatusMessage } from './convert.js';
 import { enqueueRequest, serveEnqueueStream } from './enqueue-stream.js';
 import type { EngineFacade, Invocation } from './facade.js';
+import { idField, invokeFields } from './request-fields.js';
 import type {
   ChunkMessage,
   EnqueueReplyMessage,
@@ -31,8 +31,8 @@ export function engineService(facade: EngineFacade, sessions: SessionRegistry, o
       const request = call.request;
       let invocation: Invocation;
       try {
-        const { app, event } = parseTarget(request.target);
-        invocation = facade.invoke({ app, event, headers: request.headers, deadline: deadlineOf(call.getDeadline(), request.timeoutMs) });
+        const { app, event, headers, timeoutMs } = invokeFields(request);
+        invocation = facade.invoke({ app, event, headers, deadline: deadlineOf(call, timeoutMs) });
       } catch (error) {
         call.emit('error', statusFromError(error));
         return;
@@ -62,8 +62,8 @@ export function engineService(facade: EngineFacade, sessions: SessionRegistry, o
           }
           const header = message.header;
           try {
-            const { app, event } = parseTarget(header.target);
-            invocation = facade.invoke({ app, event, headers: header.headers, deadline: deadlineOf(call.getDeadline(), header.timeoutMs) });
+            const { app, event, headers, timeoutMs } = invokeFields(header);
+            invocation = facade.invoke({ app, event, headers, deadline: deadlineOf(call, timeoutMs) });
           } catch (error) {
             refuse(error);
             return;
@@ -114,15 +114,18 @@ export function engineService(facade: EngineFacade, sessions: SessionRegistry, o
     },
 
     Status(call: ServerUnaryCall<StatusRequestMessage, EventStatusMessage>, callback: sendUnaryData<EventStatusMessage>) {
-      if (call.request.id === '') {
-        callback(statusFromError(new InvalidInputError('invalid_argument', 'event id is empty', { field: 'id' })));
+      let id: string;
+      try {
+        id = idField(call.request.id);
+      } catch (error) {
+        callback(statusFromError(error));
         return;
       }
-      facade.status(call.request.id).then(
+      facade.status(id).then(
         (status) =>
           status
             ? callback(null, eventStatusMessage(status))
-            : callback(statusFromError(new NotFoundError('not_found', `event ${JSON.stringify(call.request.id)} is unknown`))),
+            : callback(statusFromError(new NotFoundError('event_id_not_found', `no event with id ${JSON.stringify(id)}`))),
         (error: unknown) => callback(statusFromError(error)),
       );
     },

@@ -1,25 +1,16 @@
 import type { ServerDuplexStream } from '@grpc/grpc-js';
 import { InvalidInputError } from '../errors/index.js';
-import { parseTarget } from '../util/names.js';
 import type { EngineFacade } from './facade.js';
 import type { EnqueueReplyMessage, EnqueueRequestMessage, EnqueueStreamReplyMessage, EnqueueStreamRequestMessage } from './messages.js';
+import { enqueueFields, sequenceField } from './request-fields.js';
 import { errorFrameOf } from './status.js';
 
 /** Events of one EnqueueStream being queued at once; past it the engine stops reading the stream. */
 export const ENQUEUE_STREAM_WINDOW = 1024;
 
-/** An Enqueue request on the wire → the facade's input (throws InvalidInputError on a bad target). */
+/** An Enqueue request on the wire → the facade's input (throws InvalidInputError on a bad field: request-fields.ts). */
 export function enqueueRequest(facade: EngineFacade, request: EnqueueRequestMessage): Promise<EnqueueReplyMessage> {
-  const { app, event } = parseTarget(request.target);
-  return facade.enqueue({
-    app,
-    event,
-    data: request.data,
-    headers: request.headers,
-    maxAttempts: request.maxAttempts > 0 ? request.maxAttempts : undefined,
-    delayMs: request.delayMs > 0 ? Number(request.delayMs) : undefined,
-    id: request.id !== '' ? request.id : undefined,
-  });
+  return facade.enqueue(enqueueFields(request));
 }
 
 /**
@@ -59,6 +50,7 @@ export function serveEnqueueStream(facade: EngineFacade, call: ServerDuplexStrea
     }
     let queued: Promise<EnqueueReplyMessage>;
     try {
+      sequenceField(seq, 'seq');
       if (!message.event) throw new InvalidInputError('invalid_argument', `EnqueueStream: request ${seq} carries no \`event\``, { field: 'event' });
       queued = enqueueRequest(facade, message.event);
     } catch (error) {

@@ -1,12 +1,17 @@
-import { Server, ServerCredentials } from '@grpc/grpc-js';
+import { Server, ServerCredentials, type UntypedServiceImplementation } from '@grpc/grpc-js';
+import { loadSync } from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
-import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
+import { HealthImplementation, protoPath as healthProtoPath, type ServingStatus } from 'grpc-health-check';
 import { InvalidInputError } from '../errors/index.js';
+import { setLongTimeout } from '../util/timers.js';
 import { deployService, type LogFollowers } from './deploy-service.js';
 import { engineService } from './engine-service.js';
+import { acceptLongDeadlines } from './long-deadlines.js';
 import type { EngineFacade } from './facade.js';
-import { cocaineProto, DEPLOY_SERVICE, ENGINE_SERVICE } from './proto.js';
+import { cocaineProto, DEPLOY_SERVICE, ENGINE_SERVICE, HEALTH_SERVICE, PROTO_LOADER_OPTIONS } from './proto.js';
+import { DEPLOY_REQUEST_CHECKS } from './request-fields.js';
 import type { SessionRegistry } from './session.js';
+import { statusFromError } from './status.js';
 
 export interface GrpcServerOptions {
   /** host:port; port 0 picks a free one. */
@@ -66,7 +71,38 @@ function stripUndefined<T extends object>(value: T): Partial<T> {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
-const HEALTH_SERVICES = ['', ENGINE_SERVICE, DEPLOY_SERVICE];
+/** Names the health service reports on ("" is the whole server); docs/clients.md lists them. */
+export const HEALTH_SERVICES: readonly string[] = Object.freeze(['', ENGINE_SERVICE, DEPLOY_SERVICE]);
+
+/**
+ * Runs `checks[method]` on each unary or server-streaming request before its handler, so bad
+ * fields are refused (INVALID_ARGUMENT) in one place (request-fields.ts) whatever the handler.
+ */
+function withRequestChecks(service: UntypedServiceImplementation, checks: Readonly<Record<string, (request: Record<string, any>) => void>>): UntypedServiceImplementation {
+  const checked: UntypedServiceImplementation = { ...service };
+  for (const [method, check] of Object.entries(checks)) {
+    const handler = service[method] as ((call: any, callback?: any) => void) | undefined;
+    if (!handler) continue;
+    checked[method] = (call: any, callback?: (error: object) => void) => {
+      try {
+        check(call.request);
+      } catch (error) {
+        if (callback) callback(statusFromError(error));
+        else call.emit('error', statusFromError(error));
+        return;
+      }
+      handler(call, callback);
+    };
+  }
+  return checked;
+}
+
+/** What server reflection describes: the cocaine services and grpc.health.v1.Health. */
+function reflectedDefinitions() {
+  const health = loadSync(healthProtoPath, { ...PROTO_LOADER_OPTIONS });
+  if (!health[HEALTH_SERVICE]) throw new Error(`${healthProtoPath} does not define ${HEALTH_SERVICE}`);
+  return { ...cocaineProto().packageDefinition, ...health };
+}
 
 /** Serves the Engine and Deploy services, health and reflection, over `facade`. */
 export async function startGrpcServer(facade: EngineFacade, options: GrpcServerOptions): Promise<GrpcServerHandle> {
@@ -85,14 +121,15 @@ export async function startGrpcServer(facade: EngineFacade, options: GrpcServerO
   const sessions: SessionRegistry = new Set();
   const followers: LogFollowers = new Set();
   server.addService(proto.engineService, engineService(facade, sessions, { maxPendingBytes: resolved.maxPendingBytes, slowReaderMs: resolved.slowReaderMs }));
-  server.addService(proto.deployService, deployService(facade, followers, { maxArchiveBytes: resolved.maxArchiveBytes }));
+  server.addService(proto.deployService, withRequestChecks(deployService(facade, followers, { maxArchiveBytes: resolved.maxArchiveBytes }), DEPLOY_REQUEST_CHECKS));
   const health = new HealthImplementation(Object.fromEntries(HEALTH_SERVICES.map((name) => [name, 'SERVING' as ServingStatus])));
   health.addToServer(server);
-  new ReflectionService(proto.packageDefinition).addToServer(server);
+  new ReflectionService(reflectedDefinitions()).addToServer(server);
 
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(resolved.listen, ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))),
   );
+  acceptLongDeadlines(server);
   const host = resolved.listen.slice(0, resolved.listen.lastIndexOf(':'));
   let shuttingDown: Promise<void> | undefined;
 
@@ -104,12 +141,12 @@ export async function startGrpcServer(facade: EngineFacade, options: GrpcServerO
         for (const name of HEALTH_SERVICES) health.setStatus(name, 'NOT_SERVING');
         for (const session of [...sessions]) session.drain();
         for (const follower of [...followers]) follower.abort();
-        const timer = setTimeout(() => {
+        const timer = setLongTimeout(() => {
           server.forceShutdown();
           resolve();
         }, Math.max(0, graceMs));
         server.tryShutdown(() => {
-          clearTimeout(timer);
+          timer.clear();
           resolve();
         });
       });

@@ -5,6 +5,7 @@ import { packageRoot } from '../util/paths.js';
 
 export const ENGINE_SERVICE = 'cocaine.v1.Engine';
 export const DEPLOY_SERVICE = 'cocaine.v1.Deploy';
+export const HEALTH_SERVICE = 'grpc.health.v1.Health';
 
 /** How messages look in JS (see messages.ts); servers and clients must agree on these. */
 export const PROTO_LOADER_OPTIONS: Readonly<Options> = Object.freeze({

@@ -80,6 +80,8 @@ export class SessionClient {
     const call = this.pending.get(frame.id);
     if (!call) return;
     if (frame.error) {
+      // Answers a refused duplicate `invoke` on this id; the open call goes on (docs/clients.md).
+      if (frame.error.code === 'session_id_in_use') return;
       this.pending.delete(frame.id);
       call.cleanup?.();
       call.reject(errorFromFrame(frame.error));

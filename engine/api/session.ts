@@ -1,9 +1,9 @@
 import type { ServerDuplexStream } from '@grpc/grpc-js';
-import { InvalidInputError, OverloadError } from '../errors/index.js';
-import { parseTarget } from '../util/names.js';
-import { deadlineOf, withTimeout } from './call-utils.js';
+import { EngineError, OverloadError } from '../errors/index.js';
+import { deadlineOf, MAX_RESULT_MESSAGE_BYTES, withTimeout } from './call-utils.js';
 import type { EngineFacade, Invocation } from './facade.js';
 import type { ErrorMessage, SessionFrameMessage } from './messages.js';
+import { invokeFields, sequenceField } from './request-fields.js';
 import { errorFrameOf } from './status.js';
 
 /** Open session streams, so a shutdown can drain them. */
@@ -61,7 +61,7 @@ export class SessionHandler {
     private readonly call: ServerDuplexStream<SessionFrameMessage, SessionFrameMessage>,
     private readonly registry: SessionRegistry,
   ) {
-    this.streamDeadline = deadlineOf(call.getDeadline(), 0);
+    this.streamDeadline = deadlineOf(call, 0);
     registry.add(this);
     call.on('data', (frame: SessionFrameMessage) => this.onFrame(frame));
     call.on('end', () => {
@@ -84,8 +84,22 @@ export class SessionHandler {
     this.maybeEnd();
   }
 
+  /** Sends a frame; a `data` larger than MAX_RESULT_MESSAGE_BYTES goes as several frames, `end`/`error` on the last. */
   send(frame: SessionFrameMessage): void {
     if (this.closed) return;
+    const data = frame.data;
+    if (data && data.length > MAX_RESULT_MESSAGE_BYTES) {
+      let offset = 0;
+      for (; offset + MAX_RESULT_MESSAGE_BYTES < data.length; offset += MAX_RESULT_MESSAGE_BYTES) {
+        this.write({ id: frame.id, data: data.subarray(offset, offset + MAX_RESULT_MESSAGE_BYTES) });
+      }
+      this.write({ ...frame, data: data.subarray(offset) });
+      return;
+    }
+    this.write(frame);
+  }
+
+  private write(frame: SessionFrameMessage): void {
     if (!this.call.write(frame) && !this.paused) {
       this.paused = true;
       this.call.pause();
@@ -121,7 +135,9 @@ export class SessionHandler {
   private start(id: number, frame: SessionFrameMessage): void {
     const header = frame.invoke!;
     if (this.open.has(id)) {
-      this.reject(id, new InvalidInputError('invalid_argument', `session id ${id} is already in use by an open invocation`, { field: 'id' }));
+      // The open call on this id goes on untouched; this error answers the refused `invoke` only,
+      // and its code tells the client so (docs/clients.md, "Session").
+      this.reject(id, new EngineError('session_id_in_use', `session id ${id} is in use by an open call: the new invoke is refused, the open call goes on`));
       return;
     }
     if (this.draining) {
@@ -130,8 +146,9 @@ export class SessionHandler {
     }
     let invocation: Invocation;
     try {
-      const { app, event } = parseTarget(header.target);
-      invocation = this.facade.invoke({ app, event, headers: header.headers, deadline: withTimeout(this.streamDeadline, header.timeoutMs) });
+      sequenceField(id, 'id');
+      const { app, event, headers, timeoutMs } = invokeFields(header);
+      invocation = this.facade.invoke({ app, event, headers, deadline: withTimeout(this.streamDeadline, timeoutMs) });
     } catch (error) {
       this.reject(id, error);
       return;

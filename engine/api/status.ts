@@ -13,9 +13,12 @@ export const STATUS_BY_CODE: Readonly<Record<ErrorCode, GrpcStatus>> = Object.fr
   not_found: GrpcStatus.NOT_FOUND,
   app_not_found: GrpcStatus.NOT_FOUND,
   event_not_found: GrpcStatus.NOT_FOUND,
+  event_id_not_found: GrpcStatus.NOT_FOUND,
   app_stopped: GrpcStatus.FAILED_PRECONDITION,
   app_broken: GrpcStatus.UNAVAILABLE,
   queue_full: GrpcStatus.RESOURCE_EXHAUSTED,
+  message_too_large: GrpcStatus.RESOURCE_EXHAUSTED,
+  session_id_in_use: GrpcStatus.ALREADY_EXISTS,
   shutting_down: GrpcStatus.RESOURCE_EXHAUSTED,
   deadline_exceeded: GrpcStatus.DEADLINE_EXCEEDED,
   cancelled: GrpcStatus.CANCELLED,
@@ -75,8 +78,12 @@ export class RemoteError extends EngineError {
   }
 }
 
-function codeFor(status: GrpcStatus, reported: string | undefined): ErrorCode {
+/** grpc-js's own refusal of a message over a size limit: "Received message larger than max (N vs. M)", "Attempted to send message with a size larger than N". */
+const TOO_LARGE = /message (with a size )?larger than/i;
+
+function codeFor(status: GrpcStatus, reported: string | undefined, message = ''): ErrorCode {
   if (reported && KNOWN_CODES.has(reported)) return reported as ErrorCode;
+  if (status === GrpcStatus.RESOURCE_EXHAUSTED && TOO_LARGE.test(message)) return 'message_too_large';
   return CODE_BY_STATUS[status] ?? 'internal';
 }
 
@@ -86,7 +93,9 @@ export function errorFromStatus(error: Partial<ServiceError> & { code?: number; 
   const reported = error.metadata?.get(ERROR_CODE_TRAILER)[0];
   const message = error.details || error.message || `gRPC status ${GrpcStatus[status] ?? status}`;
   const code = typeof reported === 'string' ? reported : undefined;
-  return new RemoteError(codeFor(status, code), status, message, { cause: error, fromEngine: code !== undefined });
+  const mapped = codeFor(status, code, message);
+  const text = mapped === 'message_too_large' && code === undefined ? `${message}: a gRPC message exceeded a size limit (grpc.max_receive_message_length / grpc.max_send_message_length; see docs/clients.md)` : message;
+  return new RemoteError(mapped, status, text, { cause: error, fromEngine: code !== undefined });
 }
 
 /** A session error frame → EngineError. */

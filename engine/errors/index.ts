@@ -1,31 +1,39 @@
 /**
  * One error hierarchy for the whole engine. Callers branch on `code`, never on message text.
- * The mapping to gRPC status codes lives in exactly one place: engine/api/status.ts.
+ * The mapping to gRPC status codes lives in exactly one place: engine/api/status.ts; the
+ * catalogue for clients (code, gRPC status, CLI exit) is docs/errors.md.
  */
-export type ErrorCode =
-  | 'invalid_argument'
-  | 'invalid_manifest'
-  | 'invalid_profile'
-  | 'unsafe_archive'
-  | 'not_found'
-  | 'app_not_found'
-  | 'event_not_found'
-  | 'app_stopped'
-  | 'app_broken'
-  | 'queue_full'
-  | 'deadline_exceeded'
-  | 'cancelled'
-  | 'worker_crashed'
-  | 'worker_unavailable'
-  | 'spawn_failed'
-  | 'startup_timeout'
-  | 'heartbeat_timeout'
-  | 'handler_error'
-  | 'protocol_error'
-  | 'shutting_down'
-  | 'storage_error'
-  | 'queue_error'
-  | 'internal';
+/** Every stable error code; docs/errors.md has a row for each (test/api/error-catalogue.test.ts). */
+export const ERROR_CODES = Object.freeze([
+  'invalid_argument',
+  'invalid_manifest',
+  'invalid_profile',
+  'unsafe_archive',
+  'not_found',
+  'app_not_found',
+  'event_not_found',
+  'event_id_not_found',
+  'app_stopped',
+  'app_broken',
+  'queue_full',
+  'message_too_large',
+  'session_id_in_use',
+  'deadline_exceeded',
+  'cancelled',
+  'worker_crashed',
+  'worker_unavailable',
+  'spawn_failed',
+  'startup_timeout',
+  'heartbeat_timeout',
+  'handler_error',
+  'protocol_error',
+  'shutting_down',
+  'storage_error',
+  'queue_error',
+  'internal',
+] as const);
+
+export type ErrorCode = (typeof ERROR_CODES)[number];
 
 export class EngineError extends Error {
   readonly code: ErrorCode;
@@ -47,7 +55,7 @@ export class InvalidInputError extends EngineError {
 }
 
 export class NotFoundError extends EngineError {
-  constructor(code: 'not_found' | 'app_not_found' | 'event_not_found', message: string) {
+  constructor(code: 'not_found' | 'app_not_found' | 'event_not_found' | 'event_id_not_found', message: string) {
     super(code, message);
   }
 }

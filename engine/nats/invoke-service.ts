@@ -1,8 +1,9 @@
 import { headers as natsHeaders, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { MAX_RESULT_MESSAGE_BYTES } from '../api/call-utils.js';
 import type { EngineFacade } from '../api/facade.js';
 import { grpcStatusOf } from '../api/status.js';
+import { durationText, headersField, nameField } from '../api/request-fields.js';
 import { EngineError, InvalidInputError, toEngineError } from '../errors/index.js';
-import { validateName } from '../util/names.js';
 
 export const INVOKE_QUEUE_GROUP = 'cocaine-engine';
 
@@ -46,25 +47,31 @@ export class NatsInvokeService {
     const reply = msg.reply as string;
     let seq = 0;
     try {
-      validateName('app', app);
+      // The same field checks as the gRPC edge (api/request-fields.ts), named as NATS clients see them.
+      nameField('app', app, 'subject');
       const event = msg.headers?.get(NatsHeader.event) ?? '';
-      if (!event) throw new InvalidInputError('invalid_argument', `header ${NatsHeader.event} is required (the event to call on app "${app}")`);
-      validateName('event', event);
-      const timeoutMs = Number(msg.headers?.get(NatsHeader.timeoutMs) || 0);
+      if (!event) throw new InvalidInputError('invalid_argument', `header ${NatsHeader.event} is required (the event to call on app "${app}")`, { field: NatsHeader.event });
+      nameField('event', event, NatsHeader.event);
+      const timeoutMs = durationText(msg.headers?.get(NatsHeader.timeoutMs), NatsHeader.timeoutMs);
       const passed: Record<string, string> = {};
       if (msg.headers) {
         for (const [key, values] of msg.headers) {
           if (!key.toLowerCase().startsWith('cocaine-')) passed[key] = values[0] ?? '';
         }
       }
+      headersField(passed, 'headers');
       const invocation = this.facade.invoke({ app, event, headers: passed, deadline: timeoutMs > 0 ? Date.now() + timeoutMs : 0 });
       invocation.write(Buffer.from(msg.data));
       invocation.end();
+      // Pieces fit the server's max_payload (1 MiB by default) with room for the headers.
+      const pieceBytes = Math.max(1024, Math.min(MAX_RESULT_MESSAGE_BYTES, (this.nc.info?.max_payload ?? MAX_RESULT_MESSAGE_BYTES) - 4096));
       for await (const chunk of invocation) {
-        if (chunk.length === 0) continue; // an empty message is the end marker
-        const h = natsHeaders();
-        h.set(NatsHeader.seq, String(seq++));
-        this.nc.publish(reply, chunk, { headers: h });
+        // An empty message is the end marker, so empty chunks are not sent.
+        for (let offset = 0; offset < chunk.length; offset += pieceBytes) {
+          const h = natsHeaders();
+          h.set(NatsHeader.seq, String(seq++));
+          this.nc.publish(reply, chunk.subarray(offset, offset + pieceBytes), { headers: h });
+        }
       }
       const done = natsHeaders();
       done.set(NatsHeader.status, 'ok');

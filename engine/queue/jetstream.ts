@@ -289,11 +289,11 @@ export class JetStreamQueue implements Queue {
     const stored = await this.statuses.get(id);
     if (!stored || stored.state !== 'FAILED' || stored.dlqSeq === undefined) {
       const state = stored?.state ?? (await this.status(id))?.state;
-      if (!state) throw new NotFoundError('event_not_found', `no event with id "${id}"`);
+      if (!state) throw new NotFoundError('event_id_not_found', `no event with id "${id}"`);
       throw new InvalidInputError('invalid_argument', `event "${id}" is ${state}: only FAILED events can be redriven`);
     }
     const message = await this.jsm.streams.getMessage(this.dlqStream, { seq: stored.dlqSeq });
-    if (!message) throw new NotFoundError('event_not_found', `the dead letter of event "${id}" is gone`);
+    if (!message) throw new NotFoundError('event_id_not_found', `the dead letter of event "${id}" is gone`);
     const h = natsHeaders();
     for (const [key, values] of message.header) if (key !== 'Cocaine-Last-Error') h.set(key, values[0] ?? '');
     h.set(Header.redriven, '1');

@@ -158,7 +158,7 @@ export class LocalQueue implements Queue {
   async redrive(id: string): Promise<EventStatus> {
     this.checkOpen();
     const previous = this.store.get(id);
-    if (!previous) throw new NotFoundError('event_not_found', `event ${id} not found`);
+    if (!previous) throw new NotFoundError('event_id_not_found', `event ${id} not found`);
     if (previous.state !== 'FAILED') {
       throw new InvalidInputError('invalid_argument', `event ${id} is ${previous.state}: only FAILED events can be redriven`, { field: 'id' });
     }

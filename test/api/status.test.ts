@@ -1,7 +1,7 @@
 import { Metadata, status } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
 import { ERROR_CODE_TRAILER, errorFromFrame, errorFromStatus, errorFrameOf, grpcStatusOf, statusFromError } from '../../engine/api/status.js';
-import { EngineError, type ErrorCode } from '../../engine/errors/index.js';
+import { ERROR_CODES, EngineError, type ErrorCode } from '../../engine/errors/index.js';
 
 const TABLE: Array<[ErrorCode, status]> = [
   ['queue_full', status.RESOURCE_EXHAUSTED],
@@ -9,6 +9,9 @@ const TABLE: Array<[ErrorCode, status]> = [
   ['not_found', status.NOT_FOUND],
   ['app_not_found', status.NOT_FOUND],
   ['event_not_found', status.NOT_FOUND],
+  ['event_id_not_found', status.NOT_FOUND],
+  ['message_too_large', status.RESOURCE_EXHAUSTED],
+  ['session_id_in_use', status.ALREADY_EXISTS],
   ['deadline_exceeded', status.DEADLINE_EXCEEDED],
   ['cancelled', status.CANCELLED],
   ['worker_crashed', status.UNAVAILABLE],
@@ -48,7 +51,8 @@ describe('EngineError code <-> gRPC status', () => {
 
   it('covers every ErrorCode', () => {
     const all: ErrorCode[] = TABLE.map(([code]) => code);
-    expect(new Set(all).size).toBe(23);
+    expect(new Set(all)).toEqual(new Set(ERROR_CODES));
+    expect(all).toHaveLength(ERROR_CODES.length);
   });
 
   it('plain errors become internal; statuses without the trailer get a code from the status', () => {
@@ -58,6 +62,12 @@ describe('EngineError code <-> gRPC status', () => {
     expect(errorFromStatus({ code: status.UNAVAILABLE, details: 'connect ECONNREFUSED', metadata: new Metadata() }).code).toBe('worker_unavailable');
     expect(errorFromStatus({ code: status.DEADLINE_EXCEEDED, details: 'Deadline exceeded', metadata: new Metadata() }).code).toBe('deadline_exceeded');
     expect(errorFromStatus({ code: status.UNIMPLEMENTED, details: 'no such method', metadata: new Metadata() }).code).toBe('internal');
+    // grpc-js's own size refusals are message_too_large (not queue_full), with a hint in the message.
+    const tooLarge = errorFromStatus({ code: status.RESOURCE_EXHAUSTED, details: 'Received message larger than max (6291461 vs. 4194304)', metadata: new Metadata() });
+    expect([tooLarge.code, tooLarge.fromEngine]).toEqual(['message_too_large', false]);
+    expect(tooLarge.message).toMatch(/grpc.max_receive_message_length/);
+    expect(errorFromStatus({ code: status.RESOURCE_EXHAUSTED, details: 'Attempted to send message with a size larger than 65536', metadata: new Metadata() }).code).toBe('message_too_large');
+    expect(errorFromStatus({ code: status.RESOURCE_EXHAUSTED, details: 'queue is full', metadata: new Metadata() }).code).toBe('queue_full');
     const bogus = new Metadata();
     bogus.set(ERROR_CODE_TRAILER, 'not-a-code');
     expect(errorFromStatus({ code: status.NOT_FOUND, details: 'x', metadata: bogus }).code).toBe('not_found');

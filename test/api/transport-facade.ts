@@ -207,7 +207,7 @@ export class TransportTestFacade implements EngineFacade {
 
   async status(id: string): Promise<EventStatus> {
     const status = this.events.get(id);
-    if (!status) throw new NotFoundError('not_found', `event "${id}" is unknown`);
+    if (!status) throw new NotFoundError('event_id_not_found', `event "${id}" is unknown`);
     return status;
   }
 

@@ -226,7 +226,7 @@ export function describeQueueContract(name: string, factory: () => Promise<Queue
     });
 
     it('refuses to redrive unknown or non-FAILED events', async () => {
-      await expect(queue.redrive('no-such-event-id')).rejects.toMatchObject({ code: 'event_not_found' });
+      await expect(queue.redrive('no-such-event-id')).rejects.toMatchObject({ code: 'event_id_not_found' });
       const { id } = await enqueue();
       await expect(queue.redrive(id)).rejects.toMatchObject({ code: 'invalid_argument' });
       expect((await queue.status(id))!.state).toBe('PENDING');
