@@ -8,6 +8,7 @@ have() { command -v "$1" >/dev/null 2>&1; }
 have nats-server || need+=(nats-server)
 have dockerd || need+=(docker.io)
 [ -x /usr/bin/python3 ] || need+=(python3)
+/usr/bin/python3 -c 'import grpc' >/dev/null 2>&1 || need+=(python3-grpcio)
 have perl || need+=(perl)
 have cc || need+=(gcc libc6-dev)
 have redis-server || need+=(redis-server)

@@ -16,8 +16,6 @@ import { packageRoot } from '../../engine/util/paths.js';
  * The owner of deploy-cli adds them to EXIT_BY_CODE with the documented exit, then removes them here
  * (the second test fails as a reminder once the CLI maps them).
  */
-const PENDING_IN_CLI = new Set<ErrorCode>(['event_id_not_found', 'message_too_large', 'session_id_in_use']);
-
 function catalogue(): Map<string, { status: string; exit: number }> {
   const text = readFileSync(join(packageRoot(), 'docs/errors.md'), 'utf8');
   const rows = new Map<string, { status: string; exit: number }>();
@@ -43,8 +41,7 @@ describe('the error catalogue', () => {
   it("states each code's CLI exit as deploy-cli maps it", () => {
     for (const code of ERROR_CODES) {
       const actual = exitCodeFor(new EngineError(code, 'x'));
-      if (PENDING_IN_CLI.has(code)) expect(actual, `${code} is mapped by the CLI now: remove it from PENDING_IN_CLI`).toBe(6);
-      else expect(rows.get(code)?.exit, code).toBe(actual);
+      expect(rows.get(code)?.exit, code).toBe(actual);
     }
   });
 
