@@ -96,7 +96,7 @@ export class NatsTraceStore implements TraceStore {
           history: 1,
           ttl: resolved.ttlMs,
           max_bytes: resolved.maxBytes,
-          maxValueSize: 2 * MAX_SPAN_JSON_BYTES,
+          maxValueSize: MAX_SPAN_JSON_BYTES,
           allow_direct: false,
         }),
       );

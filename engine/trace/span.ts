@@ -39,8 +39,11 @@ export interface Span {
 /** Bounds on a span's text, so that a trace's memory is bounded by its span count. */
 export const SPAN_LIMITS = Object.freeze({ targetChars: 200, nodeChars: 128, workerChars: 128, eventIdChars: 128, codeChars: 64, messageChars: 512 });
 
-/** Roughly the most bytes one span takes as JSON with every field at its bound. */
-export const MAX_SPAN_JSON_BYTES = 2_048;
+/**
+ * The most bytes one span takes as JSON: every text field at its bound (1,160 characters in all)
+ * with every character escaped as `\u00XX` (6 bytes), plus ids, times and keys.
+ */
+export const MAX_SPAN_JSON_BYTES = 8_192;
 
 const clip = (text: string, chars: number): string => (text.length > chars ? `${text.slice(0, chars - 1)}…` : text);
 

@@ -32,7 +32,8 @@ interface TraceEntry {
  * Traces in a Map kept in least-recently-recorded order (a record moves its trace to the end), so
  * every bound evicts from the front: the TTL (the front trace is the oldest touched), the trace
  * count and the total span count. Recording is O(1) amortised: each trace is evicted at most once.
- * Memory is bounded by `maxSpans` spans of at most MAX_SPAN_JSON_BYTES each (see docs/tracing.md).
+ * Memory is bounded by `maxSpans` spans, each with bounded text (SPAN_LIMITS): measured at about
+ * 410 bytes of heap for a typical span and 1.4 KB for one with every field at its bound.
  */
 export class MemoryTraceStore implements TraceStore {
   readonly kind = 'memory';

@@ -6,7 +6,7 @@ import { InvalidInputError } from '../../engine/errors/index.js';
 import { NatsTraceStore, resolveNatsTraceStoreOptions } from '../../engine/trace/nats-store.js';
 import type { TraceStore } from '../../engine/trace/types.js';
 import { startNatsCluster, startNatsServer, stopAllNatsServers, type NatsServer } from '../helpers/nats-server.js';
-import { request, span } from './spans.js';
+import { request, span, worstSpan } from './spans.js';
 import { describeTraceStoreContract } from './store.contract.js';
 
 let server: NatsServer;
@@ -53,6 +53,17 @@ describe('NatsTraceStore specifics', () => {
       expect(info.config).toMatchObject({ max_age: 60_000 * 1_000_000, max_bytes: 1_000_000, discard: DiscardPolicy.Old, max_msgs_per_subject: 1 });
     } finally {
       await nc.close();
+      await store.close();
+    }
+  });
+
+  it('records a span with every text field at its bound', async () => {
+    const store = await NatsTraceStore.open({ servers: server.url, prefix: prefix() });
+    try {
+      const worst = worstSpan();
+      await store.record(worst);
+      expect(await store.get(worst.traceId)).toEqual([worst]);
+    } finally {
       await store.close();
     }
   });

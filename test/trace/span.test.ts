@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { EngineError, InvalidInputError, UnavailableError } from '../../engine/errors/index.js';
 import { newRootContext } from '../../engine/trace/context.js';
-import { errorOutcome, finishSpan, SPAN_LIMITS, startSpan, validateSpan, type Span } from '../../engine/trace/span.js';
+import { worstSpan } from './spans.js';
+import { errorOutcome, finishSpan, MAX_SPAN_JSON_BYTES, SPAN_LIMITS, startSpan, validateSpan, type Span } from '../../engine/trace/span.js';
 
 function fieldOf(run: () => unknown): string | undefined {
   try {
@@ -40,6 +41,12 @@ describe('spans', () => {
     expect(validateSpan(done)).toEqual(done);
   });
 
+  it('a span with every text field at its bound, all escaped in JSON, fits MAX_SPAN_JSON_BYTES', () => {
+    const worst = worstSpan();
+    expect(validateSpan(worst)).toEqual(worst);
+    expect(Buffer.byteLength(JSON.stringify(worst))).toBeLessThanOrEqual(MAX_SPAN_JSON_BYTES);
+  });
+
   it('validation names the offending field and keeps only span fields', () => {
     const good = finishSpan(startSpan(context, { kind: 'call', target: 'a@b', node: 'n', start: 10 }), { status: 'ok' }, 20);
     const withExtra = { ...good, huge: 'x'.repeat(100_000) } as Span;
@@ -66,3 +73,4 @@ describe('spans', () => {
     expect(fieldOf(() => validateSpan(open as Span))).toBe('span.end');
   });
 });
+
