@@ -4,6 +4,7 @@
  * ids, so every transport (gRPC metadata, HTTP headers, NATS headers, queued events) shares it.
  */
 import { randomBytes } from 'node:crypto';
+import { InvalidInputError } from '../errors/index.js';
 
 export const TRACEPARENT = 'traceparent';
 export const TRACESTATE = 'tracestate';
@@ -82,8 +83,12 @@ export function parseTraceparent(header: string): TraceparentResult {
 
 /** The `traceparent` announcing `context`'s span to the next hop (always version 00). */
 export function formatTraceparent(context: Pick<TraceContext, 'traceId' | 'spanId' | 'flags'>): string {
-  if (!isTraceId(context.traceId)) throw new TypeError(`trace id ${JSON.stringify(context.traceId)} is not 32 lowercase hex digits, not all zero`);
-  if (!isSpanId(context.spanId)) throw new TypeError(`span id ${JSON.stringify(context.spanId)} is not 16 lowercase hex digits, not all zero`);
+  if (!isTraceId(context.traceId)) {
+    throw new InvalidInputError('invalid_argument', `trace id ${JSON.stringify(context.traceId)} is invalid: expected 32 lowercase hex digits, not all zero`, { field: 'traceId' });
+  }
+  if (!isSpanId(context.spanId)) {
+    throw new InvalidInputError('invalid_argument', `span id ${JSON.stringify(context.spanId)} is invalid: expected 16 lowercase hex digits, not all zero`, { field: 'spanId' });
+  }
   const flags = (context.flags & 0xff).toString(16).padStart(2, '0');
   return `00-${context.traceId}-${context.spanId}-${flags}`;
 }
@@ -137,11 +142,13 @@ function truncateTracestate(members: string[]): string[] {
   return kept;
 }
 
+const isAbsent = (header: HeaderValue): boolean => header === undefined || header === null || (typeof header !== 'string' && header.length === 0);
+
 /** The values of a header, or undefined when absent or not text (a binary gRPC value). */
 function headerValues(header: HeaderValue): string[] | undefined {
-  if (header === undefined || header === null) return undefined;
-  const list = typeof header === 'string' ? [header] : [...header];
-  if (list.length === 0 || list.some((value) => typeof value !== 'string')) return undefined;
+  if (isAbsent(header)) return undefined;
+  const list = typeof header === 'string' ? [header] : [...header!];
+  if (list.some((value) => typeof value !== 'string')) return undefined;
   return list as string[];
 }
 
@@ -178,7 +185,7 @@ export type HeaderCarrier = ((name: string) => HeaderValue) | Readonly<Record<st
 
 function readHeader(carrier: HeaderCarrier, name: string): HeaderValue {
   if (typeof carrier === 'function') return carrier(name);
-  if (name in carrier) return carrier[name];
+  // Every spelling of the name counts: two of them are a repeated header.
   const found = Object.keys(carrier).filter((key) => key.toLowerCase() === name);
   if (found.length === 0) return undefined;
   return found.flatMap((key) => {
@@ -206,7 +213,7 @@ export function continueTrace(carrier: HeaderCarrier, options: { sampled?: boole
   const header = readHeader(carrier, TRACEPARENT);
   const values = headerValues(header);
   let ignored: string | undefined;
-  if (header !== undefined && header !== null && values === undefined) ignored = 'traceparent is not text';
+  if (!isAbsent(header) && values === undefined) ignored = 'traceparent is not text';
   else if (values !== undefined && values.length > 1) ignored = `traceparent sent ${values.length} times`;
   else if (values !== undefined) {
     const parsed = parseTraceparent(values[0]!);

@@ -179,6 +179,8 @@ describe('contexts', () => {
     ['sent twice', { traceparent: [`00-${TRACE.slice(0, 31)}1-${PARENT}-01`, VALID] }, /2 times/],
     ['binary', { traceparent: [Buffer.from(VALID)] }, /not text/],
     ['under a wrong name', { 'trace-parent': VALID }, undefined],
+    ['an empty list', { traceparent: [] }, undefined],
+    ['sent under two spellings', { traceparent: VALID, TraceParent: VALID }, /2 times/],
   ])('starts a new trace (and drops tracestate) when traceparent is %s', (_name, carrier, ignored) => {
     const incoming = continueTrace(carrier);
     expect(incoming.remote).toBeUndefined();
