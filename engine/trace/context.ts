@@ -236,3 +236,16 @@ export function traceHeaders(context: TraceContext): { traceparent: string; trac
   if (context.traceState !== undefined) headers.tracestate = context.traceState;
   return headers;
 }
+
+/**
+ * The trace id a person asks about (`cocaine-deploy trace ID`): a trace id in either case, or a
+ * whole `traceparent` as a client printed it. Errors name the field.
+ */
+export function traceIdArgument(text: string): string {
+  const value = typeof text === 'string' ? trimOws(text) : '';
+  const lower = value.toLowerCase();
+  if (isTraceId(lower)) return lower;
+  const parsed = parseTraceparent(value);
+  if (parsed.ok) return parsed.value.traceId;
+  throw new InvalidInputError('invalid_argument', `trace id ${JSON.stringify(text)} is invalid: expected 32 hex digits (not all zero) or a traceparent`, { field: 'traceId' });
+}

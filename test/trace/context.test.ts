@@ -10,7 +10,9 @@ import {
   parseTraceparent,
   parseTracestate,
   traceHeaders,
+  traceIdArgument,
 } from '../../engine/trace/context.js';
+import { InvalidInputError } from '../../engine/errors/index.js';
 
 const TRACE = '12345678901234567890123456789012';
 const PARENT = '1234567890123456';
@@ -189,5 +191,22 @@ describe('contexts', () => {
     expect(incoming.context.traceState).toBeUndefined();
     if (ignored) expect(incoming.ignored).toMatch(ignored);
     else expect(incoming.ignored).toBeUndefined();
+  });
+});
+
+describe('traceIdArgument', () => {
+  it('takes a trace id in either case or a whole traceparent, and names the field when it is neither', () => {
+    expect(traceIdArgument(` ${TRACE.toUpperCase().replace(/^1/, 'A')}\t`)).toBe(TRACE.replace(/^1/, 'a'));
+    expect(traceIdArgument(VALID)).toBe(TRACE);
+    for (const bad of ['', '0'.repeat(32), 'xyz', `${TRACE}0`, `00-${TRACE}-${PARENT}-01.`]) {
+      let caught: unknown;
+      try {
+        traceIdArgument(bad);
+      } catch (error) {
+        caught = error;
+      }
+      expect(caught).toBeInstanceOf(InvalidInputError);
+      expect((caught as InvalidInputError).field).toBe('traceId');
+    }
   });
 });
