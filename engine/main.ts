@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { resolveEngineOptions, type EngineOptions } from './config/options.js';
 import { Engine } from './engine.js';
@@ -65,7 +66,12 @@ async function run(flags: Record<string, unknown>): Promise<void> {
   }
   let server: Awaited<ReturnType<typeof startGrpcServer>>;
   try {
-    server = await startGrpcServer(engine, { listen: options.listen, maxMessageBytes: options.maxMessageBytes });
+    server = await startGrpcServer(engine, {
+      listen: options.listen,
+      maxMessageBytes: options.maxMessageBytes,
+      uploadDir: join(resolve(options.dataDir), 'uploads'),
+      maxConcurrentUploadBytes: options.maxConcurrentUploadBytes,
+    });
   } catch (error) {
     process.stderr.write(`cocaine-engine: cannot listen on ${options.listen}: ${(error as Error).message}\n`);
     await engine.shutdown();

@@ -2,7 +2,7 @@ import { Server, ServerCredentials } from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation, type ServingStatus } from 'grpc-health-check';
 import { InvalidInputError } from '../errors/index.js';
-import { deployService, type LogFollowers } from './deploy-service.js';
+import { deployService, openUploadSpool, type LogFollowers } from './deploy-service.js';
 import { engineService } from './engine-service.js';
 import type { EngineFacade } from './facade.js';
 import { cocaineProto, DEPLOY_SERVICE, ENGINE_SERVICE } from './proto.js';
@@ -19,6 +19,10 @@ export interface GrpcServerOptions {
   maxPendingBytes?: number;
   /** ...while taking nothing for this long, before its call is cancelled (RESOURCE_EXHAUSTED). */
   slowReaderMs?: number;
+  /** Where UploadApp spools archives as they arrive (default: a new dir under the OS temp dir). */
+  uploadDir?: string;
+  /** Bytes all uploads in progress may hold together; past it RESOURCE_EXHAUSTED (default 2 × maxArchiveBytes). */
+  maxConcurrentUploadBytes?: number;
 }
 
 export interface ResolvedGrpcServerOptions {
@@ -85,7 +89,8 @@ export async function startGrpcServer(facade: EngineFacade, options: GrpcServerO
   const sessions: SessionRegistry = new Set();
   const followers: LogFollowers = new Set();
   server.addService(proto.engineService, engineService(facade, sessions, { maxPendingBytes: resolved.maxPendingBytes, slowReaderMs: resolved.slowReaderMs }));
-  server.addService(proto.deployService, deployService(facade, followers, { maxArchiveBytes: resolved.maxArchiveBytes }));
+  const uploads = await openUploadSpool({ ...options, maxArchiveBytes: resolved.maxArchiveBytes });
+  server.addService(proto.deployService, deployService(facade, followers, { maxArchiveBytes: resolved.maxArchiveBytes, uploads }));
   const health = new HealthImplementation(Object.fromEntries(HEALTH_SERVICES.map((name) => [name, 'SERVING' as ServingStatus])));
   health.addToServer(server);
   new ReflectionService(proto.packageDefinition).addToServer(server);

@@ -1,6 +1,9 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { Readable } from 'node:stream';
 import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
 import { Objm, type ObjectStore } from '@nats-io/obj';
-import { jetstream, type JetStreamManager } from '@nats-io/jetstream';
+import { jetstream, type JetStreamManager, type MsgRequest } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Profile } from '../../manifests/types.js';
 import { EngineError, InvalidInputError, NotFoundError } from '../errors/index.js';
@@ -8,6 +11,7 @@ import { connectNats, parseNatsServers } from '../nats/connection.js';
 import { AsyncChannel } from '../util/async-channel.js';
 import { validateName } from '../util/names.js';
 import { retryNats } from '../nats/retry.js';
+import { checkArchiveFile } from './archive-file.js';
 import { crashlogFilter, crashlogKey, keyToName, nameToKey, parseCrashlogKeys, type CrashlogKey } from './nats-keys.js';
 import type { AppRecord, CrashlogEntry, CrashlogSummary, Runlist, Storage, StorageChange } from './types.js';
 
@@ -187,11 +191,14 @@ export class NatsStorage implements Storage {
     }
   }
 
-  async putApp(record: AppRecord, archive: Buffer): Promise<void> {
+  async putApp(record: AppRecord, archivePath: string): Promise<void> {
     validateName('app', record.name);
+    await checkArchiveFile(record, archivePath);
     await guard(`storing app "${record.name}"`, async () => {
-      // The archive first: a node told about the record can always read its archive.
-      await this.archives.putBlob({ name: record.name }, new Uint8Array(archive.buffer, archive.byteOffset, archive.length));
+      // The archive first: a node told about the record can always read its archive. Streamed from
+      // the file (a fresh stream on every retry), one object-store chunk in memory at a time.
+      const data = Readable.toWeb(createReadStream(archivePath)) as unknown as ReadableStream<Uint8Array>;
+      await this.archives.put({ name: record.name }, data);
       await this.records.put(nameToKey(record.name), JSON.stringify(record));
     });
   }
@@ -202,11 +209,48 @@ export class NatsStorage implements Storage {
     return present(entry) ? entry.json<AppRecord>() : undefined;
   }
 
-  async readArchive(name: string): Promise<Buffer> {
+  /**
+   * The object's chunks, fetched one at a time from the stream leader as the reader asks for them
+   * (the object store's own get pushes every chunk at once, however slow the reader), checked
+   * against the object's digest at the end.
+   */
+  async openArchive(name: string): Promise<Readable> {
     validateName('app', name);
-    const blob = await guard(`reading the archive of app "${name}"`, () => this.archives.getBlob(name));
-    if (!blob) throw new NotFoundError('app_not_found', `no app named "${name}" in NATS storage (bucket ${this.options.prefix}-apps)`);
-    return Buffer.from(blob.buffer, blob.byteOffset, blob.byteLength);
+    const info = await guard(`reading the archive of app "${name}"`, () => this.archives.info(name));
+    if (!info || info.deleted) throw new NotFoundError('app_not_found', `no app named "${name}" in NATS storage (bucket ${this.options.prefix}-apps)`);
+    const stream = `OBJ_${this.options.prefix}-apps`;
+    const subject = `$O.${this.options.prefix}-apps.C.${info.nuid}`;
+    const hash = createHash('sha256');
+    let seq = 0;
+    let chunks = 0;
+    let size = 0;
+    const what = `reading the archive of app "${name}"`;
+    const expected = info.digest.replace(/=+$/, '');
+    const output: Readable = new Readable({
+      read: () => {
+        if (chunks >= info.chunks) {
+          const digest = `SHA-256=${hash.digest('base64url')}`;
+          if (size !== info.size || digest !== expected) {
+            output.destroy(new EngineError('storage_error', `NATS storage: the archive of app "${name}" is corrupt: ${size} bytes with ${digest}, the object says ${info.size} bytes with ${info.digest}`));
+          } else output.push(null);
+          return;
+        }
+        const query = { seq: seq + 1, next_by_subj: subject } as unknown as MsgRequest;
+        guard(what, () => this.jsm.streams.getMessage(stream, query)).then(
+          (message) => {
+            if (!message || message.subject !== subject) {
+              throw new EngineError('storage_error', `NATS storage: ${what} failed: chunk ${chunks + 1} of ${info.chunks} is missing (the app was replaced or removed meanwhile?)`);
+            }
+            seq = message.seq;
+            chunks++;
+            size += message.data.length;
+            hash.update(message.data);
+            output.push(Buffer.from(message.data.buffer, message.data.byteOffset, message.data.byteLength));
+          },
+        ).catch((error: unknown) => output.destroy(error as Error));
+      },
+    });
+    return output;
   }
 
   async listApps(): Promise<AppRecord[]> {

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FsStorage } from '../../engine/storage/fs.js';
-import { describeStorageContract, makeProfile, makeRecord } from '../contracts/storage.contract.js';
+import { archiveFile, describeStorageContract, makeProfile, makeRecord, putAppBytes, readArchiveBytes } from '../contracts/storage.contract.js';
 
 describeStorageContract('fs', async () => {
   const dataDir = await mkdtemp(join(tmpdir(), 'fs-storage-'));
@@ -33,7 +33,7 @@ describe('FsStorage specifics', () => {
     const archive = Buffer.from('persisted archive');
     const record = makeRecord('echo', archive);
     const first = await FsStorage.open({ dataDir });
-    await first.putApp(record, archive);
+    await putAppBytes(first, record, archive);
     await first.putProfile('default', makeProfile(4));
     await first.addToRunlist('echo', 'default');
     await first.addCrashlog({ id: 'c1', app: 'echo', workerId: 'w1', timestamp: 5, reason: 'killed by SIGSEGV', lines: ['boom'] });
@@ -42,7 +42,7 @@ describe('FsStorage specifics', () => {
     const second = await FsStorage.open({ dataDir });
     expect(second.location).toBe(dataDir);
     expect(await second.getApp('echo')).toEqual(record);
-    expect((await second.readArchive('echo')).equals(archive)).toBe(true);
+    expect((await readArchiveBytes(second, 'echo')).equals(archive)).toBe(true);
     expect(await second.getProfile('default')).toEqual(makeProfile(4));
     expect(await second.getRunlist()).toEqual({ echo: 'default' });
     expect((await second.getCrashlog('echo', 'c1'))?.lines).toEqual(['boom']);
@@ -52,8 +52,8 @@ describe('FsStorage specifics', () => {
   it('uses the documented layout and leaves no temp files', async () => {
     const archive = Buffer.from('layout');
     const storage = await FsStorage.open({ dataDir });
-    await storage.putApp(makeRecord('echo', archive), archive);
-    await storage.putApp(makeRecord('echo', Buffer.from('v2')), Buffer.from('v2'));
+    await putAppBytes(storage, makeRecord('echo', archive), archive);
+    await putAppBytes(storage, makeRecord('echo', Buffer.from('v2')), Buffer.from('v2'));
     await storage.putProfile('default', makeProfile(1));
     await storage.addToRunlist('echo', 'default');
     await storage.addCrashlog({ id: 'c1', app: 'echo', workerId: 'w', timestamp: 1, reason: 'r', lines: [] });
@@ -68,7 +68,7 @@ describe('FsStorage specifics', () => {
   it('refuses a record that does not match its archive', async () => {
     const storage = await FsStorage.open({ dataDir });
     const record = makeRecord('echo', Buffer.from('one'));
-    await expect(storage.putApp(record, Buffer.from('two'))).rejects.toMatchObject({ code: 'invalid_argument', field: 'sha256' });
+    await expect(storage.putApp(record, archiveFile(Buffer.from('two')))).rejects.toMatchObject({ code: 'invalid_argument', field: 'sha256' });
     expect(await storage.getApp('echo')).toBeUndefined();
     await storage.close();
   });
