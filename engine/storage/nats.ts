@@ -1,9 +1,8 @@
-import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
 import { Objm, type ObjectStore } from '@nats-io/obj';
-import { jetstream, type JetStreamManager, type MsgRequest } from '@nats-io/jetstream';
+import { jetstream, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Profile } from '../../manifests/types.js';
 import { EngineError, InvalidInputError, NotFoundError } from '../errors/index.js';
@@ -12,6 +11,7 @@ import { AsyncChannel } from '../util/async-channel.js';
 import { validateName } from '../util/names.js';
 import { retryNats } from '../nats/retry.js';
 import { checkArchiveFile } from './archive-file.js';
+import { readObject } from './nats-archive.js';
 import { crashlogFilter, crashlogKey, keyToName, nameToKey, parseCrashlogKeys, type CrashlogKey } from './nats-keys.js';
 import type { AppRecord, CrashlogEntry, CrashlogSummary, Runlist, Storage, StorageChange } from './types.js';
 
@@ -209,48 +209,12 @@ export class NatsStorage implements Storage {
     return present(entry) ? entry.json<AppRecord>() : undefined;
   }
 
-  /**
-   * The object's chunks, fetched one at a time from the stream leader as the reader asks for them
-   * (the object store's own get pushes every chunk at once, however slow the reader), checked
-   * against the object's digest at the end.
-   */
+  /** Streamed chunk by chunk as the reader asks (see readObject), checked against the object's digest. */
   async openArchive(name: string): Promise<Readable> {
     validateName('app', name);
     const info = await guard(`reading the archive of app "${name}"`, () => this.archives.info(name));
     if (!info || info.deleted) throw new NotFoundError('app_not_found', `no app named "${name}" in NATS storage (bucket ${this.options.prefix}-apps)`);
-    const stream = `OBJ_${this.options.prefix}-apps`;
-    const subject = `$O.${this.options.prefix}-apps.C.${info.nuid}`;
-    const hash = createHash('sha256');
-    let seq = 0;
-    let chunks = 0;
-    let size = 0;
-    const what = `reading the archive of app "${name}"`;
-    const expected = info.digest.replace(/=+$/, '');
-    const output: Readable = new Readable({
-      read: () => {
-        if (chunks >= info.chunks) {
-          const digest = `SHA-256=${hash.digest('base64url')}`;
-          if (size !== info.size || digest !== expected) {
-            output.destroy(new EngineError('storage_error', `NATS storage: the archive of app "${name}" is corrupt: ${size} bytes with ${digest}, the object says ${info.size} bytes with ${info.digest}`));
-          } else output.push(null);
-          return;
-        }
-        const query = { seq: seq + 1, next_by_subj: subject } as unknown as MsgRequest;
-        guard(what, () => this.jsm.streams.getMessage(stream, query)).then(
-          (message) => {
-            if (!message || message.subject !== subject) {
-              throw new EngineError('storage_error', `NATS storage: ${what} failed: chunk ${chunks + 1} of ${info.chunks} is missing (the app was replaced or removed meanwhile?)`);
-            }
-            seq = message.seq;
-            chunks++;
-            size += message.data.length;
-            hash.update(message.data);
-            output.push(Buffer.from(message.data.buffer, message.data.byteOffset, message.data.byteLength));
-          },
-        ).catch((error: unknown) => output.destroy(error as Error));
-      },
-    });
-    return output;
+    return readObject(this.jsm, `${this.options.prefix}-apps`, info, (operation) => guard(`reading the archive of app "${name}"`, operation));
   }
 
   async listApps(): Promise<AppRecord[]> {
