@@ -69,6 +69,14 @@ export class UploadSpool {
   /** @internal */
   reserve(upload: SpooledUpload, bytes: number): void {
     if (bytes <= 0) return;
+    const needs = upload.reservedBytes + bytes;
+    if (needs > this.maxConcurrentBytes) {
+      throw new OverloadError(
+        'queue_full',
+        `upload refused: it needs ${needs} bytes, more than the ${this.maxConcurrentBytes}-byte limit on concurrent uploads ` +
+          `(max-concurrent-upload-bytes) on its own: raise the limit to upload it`,
+      );
+    }
     if (this.reserved + bytes > this.maxConcurrentBytes) {
       const holding = this.reserved - upload.reservedBytes;
       throw new OverloadError(

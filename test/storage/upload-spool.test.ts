@@ -51,6 +51,8 @@ describe('UploadSpool', () => {
     expect(spool.reservedBytes).toBe(0);
     const later = spool.begin(4096);
     await later.discard();
+    // One that could never fit says so rather than "retry".
+    expect(() => spool.begin(5000)).toThrow(expect.objectContaining({ code: 'queue_full', message: expect.stringMatching(/on its own: raise the limit/) }));
     expect(await readdir(dir)).toEqual([]);
   });
 
