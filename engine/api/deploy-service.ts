@@ -131,13 +131,17 @@ export function deployService(facade: EngineFacade, followers: LogFollowers, opt
       });
       void receiveUpload(call, options, () => cancelled)
         .then(async ({ header, upload }) => {
+          let reply: AppInfoMessage | undefined;
+          let failure: unknown;
           try {
             const archive = await upload.finish();
-            const view = await facade.uploadApp({ ...header, archive });
-            answer(null, appInfoMessage(view));
-          } finally {
-            await upload.discard();
+            reply = appInfoMessage(await facade.uploadApp({ ...header, archive }));
+          } catch (error) {
+            failure = error ?? new Error('upload failed');
           }
+          // The file and the budget are given back before the answer: a client that retries at once finds them free.
+          await upload.discard();
+          answer(failure, reply);
         })
         .catch((error: unknown) => answer(error));
     },
