@@ -51,7 +51,7 @@ describe('NatsStorage on a 3-server cluster, replicas 3', () => {
           }
           return undefined;
         })(),
-        new Promise<undefined>((resolve) => setTimeout(resolve, 20_000).unref()),
+        new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 20_000).unref()),
       ]);
       expect(announced).toEqual({ kind: 'app', name: 'second', removed: false });
       await changes.return?.();
