@@ -2,9 +2,10 @@ import type { ServerReadableStream, ServerUnaryCall, ServerWritableStream, sendU
 import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CancelledError, InvalidInputError } from '../errors/index.js';
+import { CancelledError, DeadlineError, InvalidInputError } from '../errors/index.js';
 import { UploadSpool, type SpooledUpload } from '../storage/upload-spool.js';
 import { validateName, type NameKind } from '../util/names.js';
+import { setLongTimeout } from '../util/timers.js';
 import { appInfoMessage, crashlogMessage, eventStatusMessage, logLineMessage, nodeInfoMessage } from './convert.js';
 import type { EngineFacade, UploadAppInput } from './facade.js';
 import type {
@@ -21,7 +22,12 @@ export interface DeployServiceOptions {
   maxArchiveBytes: number;
   /** Where UploadApp spools archives as they arrive, under the concurrent-bytes budget. */
   uploads: UploadSpool;
+  /** An upload that sends nothing for this long is abandoned (DEADLINE_EXCEEDED), freeing its share of the budget. */
+  uploadIdleMs?: number;
 }
+
+/** Default of `uploadIdleMs`: generous, so a client on a slow link is never cut off while it sends. */
+export const DEFAULT_UPLOAD_IDLE_MS = 120_000;
 
 export interface UploadSpoolSettings {
   /** Default: a fresh directory under the OS temp dir. */
@@ -29,6 +35,15 @@ export interface UploadSpoolSettings {
   /** Default: twice `maxArchiveBytes`. */
   maxConcurrentUploadBytes?: number;
   maxArchiveBytes: number;
+}
+
+/** Checks `uploadIdleMs` (any duration up to the timers' safe range is fine: setLongTimeout). */
+export function resolveUploadIdleMs(value: number | undefined): number {
+  const idle = value ?? DEFAULT_UPLOAD_IDLE_MS;
+  if (!Number.isSafeInteger(idle) || idle < 1) {
+    throw new InvalidInputError('invalid_argument', `uploadIdleMs: expected an integer number of ms >= 1, got ${JSON.stringify(value)}`, { field: 'uploadIdleMs' });
+  }
+  return idle;
 }
 
 /** The spool UploadApp writes into: `uploadDir` (emptied of stale uploads) or a new temp dir. */
@@ -116,6 +131,7 @@ const EMPTY = {};
 
 /** The cocaine.v1.Deploy service over an EngineFacade. */
 export function deployService(facade: EngineFacade, followers: LogFollowers, options: DeployServiceOptions): UntypedServiceImplementation {
+  const idleMs = resolveUploadIdleMs(options.uploadIdleMs);
   return {
     UploadApp(call: ServerReadableStream<UploadAppRequestMessage, AppInfoMessage>, callback: sendUnaryData<AppInfoMessage>) {
       let answered = false;
@@ -129,7 +145,7 @@ export function deployService(facade: EngineFacade, followers: LogFollowers, opt
       call.on('cancelled', () => {
         cancelled = true;
       });
-      void receiveUpload(call, options, () => cancelled)
+      void receiveUpload(call, options, idleMs, () => cancelled)
         .then(async ({ header, upload }) => {
           let reply: AppInfoMessage | undefined;
           let failure: unknown;
@@ -240,14 +256,24 @@ interface ReceivedUpload {
 async function receiveUpload(
   call: ServerReadableStream<UploadAppRequestMessage, AppInfoMessage>,
   options: DeployServiceOptions,
+  idleMs: number,
   cancelled: () => boolean,
 ): Promise<ReceivedUpload> {
   let header: Omit<UploadAppInput, 'archive'> | undefined;
   let upload: SpooledUpload | undefined;
   const tooLarge = (bytes: number) =>
     new InvalidInputError('invalid_argument', `archive is ${bytes} bytes: larger than the ${options.maxArchiveBytes}-byte upload limit`, { field: 'archive' });
+  let idle: DeadlineError | undefined;
+  const arm = () =>
+    setLongTimeout(() => {
+      idle = new DeadlineError(`UploadApp: nothing received for ${idleMs} ms after ${upload?.bytesWritten ?? 0} archive bytes; the upload was abandoned`);
+      call.destroy(idle);
+    }, idleMs);
+  let timer = arm();
   try {
     for await (const message of call as AsyncIterable<UploadAppRequestMessage>) {
+      // Stopped while this message is handled (a slow disk is not the client's silence), re-armed after.
+      timer.clear();
       if (cancelled()) break;
       if (message.part === 'header' && message.header) {
         if (header) throw new InvalidInputError('invalid_argument', 'UploadApp: `header` may only be the first message', { field: 'header' });
@@ -261,13 +287,16 @@ async function receiveUpload(
         const declared = Number(received.size ?? 0);
         if (declared > options.maxArchiveBytes) throw tooLarge(declared);
         upload = options.uploads.begin(declared);
+        timer = arm();
         continue;
       }
       if (!header || !upload) throw new InvalidInputError('invalid_argument', 'UploadApp: the first message must carry `header`', { field: 'header' });
       const chunk = message.archive;
-      if (!chunk || chunk.length === 0) continue;
-      if (upload.bytesWritten + chunk.length > options.maxArchiveBytes) throw tooLarge(upload.bytesWritten + chunk.length);
-      await upload.write(chunk);
+      if (chunk && chunk.length > 0) {
+        if (upload.bytesWritten + chunk.length > options.maxArchiveBytes) throw tooLarge(upload.bytesWritten + chunk.length);
+        await upload.write(chunk);
+      }
+      timer = arm();
     }
     if (cancelled()) throw new CancelledError('UploadApp was cancelled by the client');
     if (!header || !upload) throw new InvalidInputError('invalid_argument', 'UploadApp: the stream ended before a `header` message', { field: 'header' });
@@ -275,6 +304,8 @@ async function receiveUpload(
     return { header, upload };
   } catch (error) {
     await upload?.discard();
-    throw error;
+    throw idle ?? error;
+  } finally {
+    timer.clear();
   }
 }

@@ -23,6 +23,8 @@ export interface GrpcServerOptions {
   uploadDir?: string;
   /** Bytes all uploads in progress may hold together; past it RESOURCE_EXHAUSTED (default 2 × maxArchiveBytes). */
   maxConcurrentUploadBytes?: number;
+  /** An upload silent this long is abandoned, freeing its budget (default 120 s). */
+  uploadIdleMs?: number;
 }
 
 export interface ResolvedGrpcServerOptions {
@@ -90,7 +92,7 @@ export async function startGrpcServer(facade: EngineFacade, options: GrpcServerO
   const followers: LogFollowers = new Set();
   server.addService(proto.engineService, engineService(facade, sessions, { maxPendingBytes: resolved.maxPendingBytes, slowReaderMs: resolved.slowReaderMs }));
   const uploads = await openUploadSpool({ ...options, maxArchiveBytes: resolved.maxArchiveBytes });
-  server.addService(proto.deployService, deployService(facade, followers, { maxArchiveBytes: resolved.maxArchiveBytes, uploads }));
+  server.addService(proto.deployService, deployService(facade, followers, { maxArchiveBytes: resolved.maxArchiveBytes, uploads, uploadIdleMs: options.uploadIdleMs }));
   const health = new HealthImplementation(Object.fromEntries(HEALTH_SERVICES.map((name) => [name, 'SERVING' as ServingStatus])));
   health.addToServer(server);
   new ReflectionService(proto.packageDefinition).addToServer(server);
