@@ -5,7 +5,7 @@ import type { Readable } from 'node:stream';
 import type { Profile } from '../../manifests/types.js';
 import { EngineError, InvalidInputError, NotFoundError } from '../errors/index.js';
 import { AsyncChannel } from '../util/async-channel.js';
-import { isMissing, readJsonFile, syncDirectory, writeFileAtomic, writeJsonAtomic } from '../util/atomic-file.js';
+import { isMissing, readJsonFile, syncDirectory, writeJsonAtomic } from '../util/atomic-file.js';
 import { validateName } from '../util/names.js';
 import { checkArchiveFile } from './archive-file.js';
 import type { AppRecord, CrashlogEntry, CrashlogSummary, Runlist, Storage, StorageChange } from './types.js';
@@ -120,10 +120,6 @@ export class FsStorage implements Storage {
         channel.push(change);
       }
     }
-  }
-
-  private write(path: string, data: string | Uint8Array): Promise<void> {
-    return writeFileAtomic(path, data, { durable: this.options.durable });
   }
 
   private writeJson(path: string, value: unknown): Promise<void> {
