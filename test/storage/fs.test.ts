@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { existsSync, statSync } from 'node:fs';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -63,6 +64,30 @@ describe('FsStorage specifics', () => {
     expect((await readdir(join(dataDir, 'apps', 'echo'))).sort()).toEqual([`${sha}.archive`, 'record.json']);
     expect(await readdir(join(dataDir, 'profiles'))).toEqual(['default.json']);
     expect(await readdir(join(dataDir, 'crashlogs', 'echo'))).toEqual(['c1.json']);
+  });
+
+  it('moves a spooled archive into place by rename on the same file system, by copy across file systems', async () => {
+    const storage = await FsStorage.open({ dataDir });
+    const same = Buffer.from('same file system');
+    const local = join(dataDir, 'spooled.upload');
+    await writeFile(local, same);
+    await storage.putApp(makeRecord('local', same), local);
+    expect(existsSync(local)).toBe(false);
+    expect((await readArchiveBytes(storage, 'local')).equals(same)).toBe(true);
+    // /dev/shm is a tmpfs: a rename from there into the data dir fails with EXDEV.
+    const elsewhere = await mkdtemp('/dev/shm/fs-storage-');
+    try {
+      expect(statSync(elsewhere).dev).not.toBe(statSync(dataDir).dev);
+      const other = Buffer.from('another file system');
+      const remote = join(elsewhere, 'spooled.upload');
+      await writeFile(remote, other);
+      await storage.putApp(makeRecord('remote', other), remote);
+      expect((await readArchiveBytes(storage, 'remote')).equals(other)).toBe(true);
+      expect((await readdir(join(dataDir, 'apps', 'remote'))).filter((file) => file.includes('.tmp-'))).toEqual([]);
+    } finally {
+      await rm(elsewhere, { recursive: true, force: true });
+    }
+    await storage.close();
   });
 
   it('refuses a record that does not match its archive', async () => {
