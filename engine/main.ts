@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { join, resolve } from 'node:path';
 import { format } from 'node:util';
 import { setLogger as setGrpcLogger } from '@grpc/grpc-js';
 import { Command, Option } from 'commander';
@@ -71,7 +72,12 @@ async function run(flags: Record<string, unknown>): Promise<void> {
   }
   let server: Awaited<ReturnType<typeof startGrpcServer>>;
   try {
-    server = await startGrpcServer(engine, { listen: options.listen, maxMessageBytes: options.maxMessageBytes });
+    server = await startGrpcServer(engine, {
+      listen: options.listen,
+      maxMessageBytes: options.maxMessageBytes,
+      uploadDir: join(resolve(options.dataDir), 'uploads'),
+      maxConcurrentUploadBytes: options.maxConcurrentUploadBytes,
+    });
   } catch (error) {
     // grpc-js wraps the socket errors: "No address added out of total 1 resolved errors: [listen EADDRINUSE: ...]".
     const message = (error as Error).message;

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { AppView, LogLine, UploadAppInput } from '../api/facade.js';
 import { DEFAULT_PROFILE, parseManifest, parseProfile } from '../../manifests/validate.js';
@@ -6,7 +5,7 @@ import type { Profile } from '../../manifests/types.js';
 import { InvalidInputError, NotFoundError, UnavailableError } from '../errors/index.js';
 import type { PluginRegistry } from '../plugins/registry.js';
 import type { Router, StartedApp } from '../router/router.js';
-import { inspectArchive, readFileFromArchive } from '../storage/tarball.js';
+import { inspectArchive } from '../storage/tarball.js';
 import type { AppRecord, CrashlogSummary, Runlist, Storage } from '../storage/types.js';
 import { validateName } from '../util/names.js';
 
@@ -22,6 +21,8 @@ export interface AppAdminDeps {
 }
 
 const MANIFEST_NAMES = ['manifest.yaml', 'manifest.yml', 'manifest.json'];
+/** A manifest inside an archive may be this large (the same bound as one sent beside it). */
+const MAX_MANIFEST_BYTES = 1024 * 1024;
 const DEFAULT = 'default';
 
 /** Deploy and admin operations: apps, profiles, runlist, start/stop. */
@@ -102,12 +103,14 @@ export class AppAdmin {
 
   async uploadApp(input: UploadAppInput): Promise<AppView> {
     const { storage } = this.deps;
-    const summary = await inspectArchive(input.archive);
+    const { path, sha256, size } = input.archive;
+    // One streamed pass over the spooled file: checks every entry and keeps the manifest candidates.
+    const summary = await inspectArchive(path, undefined, { capture: MANIFEST_NAMES, captureMaxBytes: MAX_MANIFEST_BYTES });
     let manifestText = input.manifest && input.manifest.length > 0 ? input.manifest : undefined;
     let manifestFile = input.manifestFile || 'manifest';
     if (!manifestText) {
       for (const candidate of MANIFEST_NAMES) {
-        const found = await readFileFromArchive(input.archive, candidate);
+        const found = summary.captured.get(candidate);
         if (found) {
           manifestText = found;
           manifestFile = `${candidate} (in the archive)`;
@@ -127,14 +130,8 @@ export class AppAdmin {
     if (!summary.paths.includes(manifest.entrypoint.replace(/^\.\//, ''))) {
       throw new InvalidInputError('invalid_manifest', `${manifestFile}: field "entrypoint": "${manifest.entrypoint}" is not a file in the archive`, { field: 'entrypoint' });
     }
-    const record: AppRecord = {
-      name,
-      manifest,
-      sha256: createHash('sha256').update(input.archive).digest('hex'),
-      size: input.archive.length,
-      uploadedAt: Date.now(),
-    };
-    await storage.putApp(record, input.archive);
+    const record: AppRecord = { name, manifest, sha256, size, uploadedAt: Date.now() };
+    await storage.putApp(record, path);
     if (this.deps.router.isStarted(name)) await this.unpublish(name, 'new version uploaded');
     await storage.addToRunlist(name, profileName);
     await this.publish(name, profileName);

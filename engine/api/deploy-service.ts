@@ -1,8 +1,13 @@
 import type { ServerReadableStream, ServerUnaryCall, ServerWritableStream, sendUnaryData, UntypedServiceImplementation } from '@grpc/grpc-js';
 import { once } from 'node:events';
-import { InvalidInputError } from '../errors/index.js';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CancelledError, DeadlineError, InvalidInputError } from '../errors/index.js';
+import { UploadSpool, type SpooledUpload } from '../storage/upload-spool.js';
+import { validateName, type NameKind } from '../util/names.js';
+import { setLongTimeout } from '../util/timers.js';
 import { appInfoMessage, crashlogMessage, eventStatusMessage, logLineMessage, nodeInfoMessage } from './convert.js';
-import type { EngineFacade } from './facade.js';
+import type { EngineFacade, UploadAppInput } from './facade.js';
 import type {
   AppInfoMessage,
   AppLogsRequestMessage,
@@ -15,7 +20,46 @@ import { statusFromError } from './status.js';
 export interface DeployServiceOptions {
   /** Largest app archive accepted by UploadApp. */
   maxArchiveBytes: number;
+  /** Where UploadApp spools archives as they arrive, under the concurrent-bytes budget. */
+  uploads: UploadSpool;
+  /** An upload that sends nothing for this long is abandoned (DEADLINE_EXCEEDED), freeing its share of the budget. */
+  uploadIdleMs?: number;
 }
+
+/** Default of `uploadIdleMs`: generous, so a client on a slow link is never cut off while it sends. */
+export const DEFAULT_UPLOAD_IDLE_MS = 120_000;
+
+export interface UploadSpoolSettings {
+  /** Default: a fresh directory under the OS temp dir. */
+  uploadDir?: string;
+  /** Default: twice `maxArchiveBytes`. */
+  maxConcurrentUploadBytes?: number;
+  maxArchiveBytes: number;
+}
+
+/** Checks `uploadIdleMs` (any duration up to the timers' safe range is fine: setLongTimeout). */
+export function resolveUploadIdleMs(value: number | undefined): number {
+  const idle = value ?? DEFAULT_UPLOAD_IDLE_MS;
+  if (!Number.isSafeInteger(idle) || idle < 1) {
+    throw new InvalidInputError('invalid_argument', `uploadIdleMs: expected an integer number of ms >= 1, got ${JSON.stringify(value)}`, { field: 'uploadIdleMs' });
+  }
+  return idle;
+}
+
+/** The spool UploadApp writes into: `uploadDir` (emptied of stale uploads) or a new temp dir. */
+export async function openUploadSpool(settings: UploadSpoolSettings): Promise<UploadSpool> {
+  const dir = settings.uploadDir ?? join(tmpdir(), `cocaine-uploads-${process.pid}-${Date.now().toString(36)}`);
+  return UploadSpool.open({ dir, maxConcurrentBytes: settings.maxConcurrentUploadBytes ?? 2 * settings.maxArchiveBytes });
+}
+
+/** Largest manifest or profile document accepted in a deploy rpc. */
+export const MAX_DOCUMENT_BYTES = 1024 * 1024;
+/** Longest file name shown in manifest/profile error messages. */
+const MAX_FILE_LABEL = 255;
+/** Event ids (Redrive) and crashlog ids, in UTF-8 bytes. */
+const MAX_EVENT_ID_BYTES = 256;
+const MAX_CRASHLOG_ID = 128;
+const NAME_MAX = 64;
 
 /** Open AppLogs streams, ended by a shutdown. */
 export type LogFollowers = Set<AbortController>;
@@ -40,7 +84,46 @@ function unary<Req, Res>(handler: (request: Req) => Promise<Res>): Unary {
 }
 
 function required(value: string, field: string): string {
-  if (value === '') throw new InvalidInputError('invalid_argument', `${field} is empty`, { field });
+  if (typeof value !== 'string' || value === '') throw new InvalidInputError('invalid_argument', `${field} is empty`, { field });
+  return value;
+}
+
+/** An app or profile name checked at the edge; the error names the request field (never echoes a huge value). */
+function name(kind: NameKind, value: string, field: string): string {
+  required(value, field);
+  if (value.length > NAME_MAX) {
+    throw new InvalidInputError('invalid_argument', `${field}: ${kind} name is ${value.length} characters long, at most ${NAME_MAX} are allowed`, { field });
+  }
+  try {
+    return validateName(kind, value);
+  } catch (error) {
+    throw new InvalidInputError('invalid_argument', `${field}: ${(error as Error).message}`, { field });
+  }
+}
+
+/** '' means "not given"; anything else must be a valid name. */
+function optionalName(kind: NameKind, value: string, field: string): string | undefined {
+  return value === '' || value === undefined ? undefined : name(kind, value, field);
+}
+
+function document(value: Buffer | undefined, field: string): Buffer | undefined {
+  if (value && value.length > MAX_DOCUMENT_BYTES) {
+    throw new InvalidInputError('invalid_argument', `${field} is ${value.length} bytes, more than the ${MAX_DOCUMENT_BYTES} allowed for a manifest or profile`, { field });
+  }
+  return value && value.length > 0 ? value : undefined;
+}
+
+function fileLabel(value: string, field: string): string | undefined {
+  if (value.length > MAX_FILE_LABEL) {
+    throw new InvalidInputError('invalid_argument', `${field} is ${value.length} characters long, at most ${MAX_FILE_LABEL} are allowed`, { field });
+  }
+  return value === '' ? undefined : value;
+}
+
+function boundedId(value: string, field: string, maxBytes: number): string {
+  required(value, field);
+  const bytes = Buffer.byteLength(value, 'utf8');
+  if (bytes > maxBytes) throw new InvalidInputError('invalid_argument', `${field} is ${bytes} bytes long, at most ${maxBytes} are allowed`, { field });
   return value;
 }
 
@@ -48,79 +131,60 @@ const EMPTY = {};
 
 /** The cocaine.v1.Deploy service over an EngineFacade. */
 export function deployService(facade: EngineFacade, followers: LogFollowers, options: DeployServiceOptions): UntypedServiceImplementation {
+  const idleMs = resolveUploadIdleMs(options.uploadIdleMs);
   return {
     UploadApp(call: ServerReadableStream<UploadAppRequestMessage, AppInfoMessage>, callback: sendUnaryData<AppInfoMessage>) {
-      let header: UploadAppHeaderMessage | undefined;
-      const chunks: Buffer[] = [];
-      let size = 0;
-      let failed = false;
-      const fail = (error: unknown): void => {
-        if (failed) return;
-        failed = true;
-        chunks.length = 0;
-        call.removeAllListeners('data');
-        call.resume();
-        callback(statusFromError(error));
+      let answered = false;
+      const answer = (error: unknown, reply?: AppInfoMessage): void => {
+        if (answered) return;
+        answered = true;
+        if (error) callback(statusFromError(error));
+        else callback(null, reply);
       };
-      const tooLarge = (bytes: number) =>
-        new InvalidInputError('invalid_argument', `archive is ${bytes} bytes: larger than the ${options.maxArchiveBytes}-byte upload limit`, { field: 'archive' });
-      call.on('data', (message: UploadAppRequestMessage) => {
-        if (message.part === 'header' && message.header) {
-          if (header) return fail(new InvalidInputError('invalid_argument', 'UploadApp: `header` may only be the first message', { field: 'header' }));
-          header = message.header;
-          if (header.size > options.maxArchiveBytes) fail(tooLarge(header.size));
-          return;
-        }
-        if (!header) return fail(new InvalidInputError('invalid_argument', 'UploadApp: the first message must carry `header`', { field: 'header' }));
-        const chunk = message.archive;
-        if (!chunk || chunk.length === 0) return;
-        size += chunk.length;
-        if (size > options.maxArchiveBytes) return fail(tooLarge(size));
-        chunks.push(chunk);
+      let cancelled = false;
+      call.on('cancelled', () => {
+        cancelled = true;
       });
-      call.on('end', () => {
-        if (failed) return;
-        if (!header) return fail(new InvalidInputError('invalid_argument', 'UploadApp: the stream ended before a `header` message', { field: 'header' }));
-        if (size === 0) return fail(new InvalidInputError('invalid_argument', 'UploadApp: the archive is empty', { field: 'archive' }));
-        const archive = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, size);
-        chunks.length = 0;
-        facade
-          .uploadApp({
-            name: header.name,
-            manifest: header.manifest.length > 0 ? header.manifest : undefined,
-            manifestFile: header.manifestFile !== '' ? header.manifestFile : undefined,
-            profile: header.profile !== '' ? header.profile : undefined,
-            archive,
-          })
-          .then(
-            (view) => callback(null, appInfoMessage(view)),
-            (error: unknown) => callback(statusFromError(error)),
-          );
-      });
+      void receiveUpload(call, options, idleMs, () => cancelled)
+        .then(async ({ header, upload }) => {
+          let reply: AppInfoMessage | undefined;
+          let failure: unknown;
+          try {
+            const archive = await upload.finish();
+            reply = appInfoMessage(await facade.uploadApp({ ...header, archive }));
+          } catch (error) {
+            failure = error ?? new Error('upload failed');
+          }
+          // The file and the budget are given back before the answer: a client that retries at once finds them free.
+          await upload.discard();
+          answer(failure, reply);
+        })
+        .catch((error: unknown) => answer(error));
     },
 
     ListApps: unary(async () => ({ apps: (await facade.listApps()).map(appInfoMessage) })),
-    ViewApp: unary(async (request: { name: string }) => appInfoMessage(await facade.viewApp(required(request.name, 'name')))),
+    ViewApp: unary(async (request: { name: string }) => appInfoMessage(await facade.viewApp(name('app', request.name, 'name')))),
     RemoveApp: unary(async (request: { name: string }) => {
-      await facade.removeApp(required(request.name, 'name'));
+      await facade.removeApp(name('app', request.name, 'name'));
       return EMPTY;
     }),
     StartApp: unary(async (request: { name: string; profile: string }) =>
-      appInfoMessage(await facade.startApp(required(request.name, 'name'), request.profile || undefined)),
+      appInfoMessage(await facade.startApp(name('app', request.name, 'name'), optionalName('profile', request.profile, 'profile'))),
     ),
-    StopApp: unary(async (request: { name: string }) => appInfoMessage(await facade.stopApp(required(request.name, 'name')))),
+    StopApp: unary(async (request: { name: string }) => appInfoMessage(await facade.stopApp(name('app', request.name, 'name')))),
     RestartApp: unary(async (request: { name: string; profile: string }) =>
-      appInfoMessage(await facade.restartApp(required(request.name, 'name'), request.profile || undefined)),
+      appInfoMessage(await facade.restartApp(name('app', request.name, 'name'), optionalName('profile', request.profile, 'profile'))),
     ),
 
     AppLogs(call: ServerWritableStream<AppLogsRequestMessage, LogLineMessage>) {
-      const { name, lines, follow } = call.request;
+      const { name: logsName, lines, follow } = call.request;
+      const appName = (value: string) => name('app', value, 'name');
       const controller = new AbortController();
       followers.add(controller);
       call.on('cancelled', () => controller.abort());
       void (async () => {
         try {
-          const stream = facade.appLogs(required(name, 'name'), { lines: lines > 0 ? lines : 100, follow, signal: controller.signal });
+          const stream = facade.appLogs(appName(logsName), { lines: lines > 0 ? lines : 100, follow, signal: controller.signal });
           for await (const line of stream) {
             if (controller.signal.aborted) break;
             if (!call.write(logLineMessage(line))) await once(call, 'drain', { signal: controller.signal }).catch(() => undefined);
@@ -136,33 +200,35 @@ export function deployService(facade: EngineFacade, followers: LogFollowers, opt
     },
 
     UploadProfile: unary(async (request: { name: string; content: Buffer; file: string }) => {
-      const { name, profile } = await facade.uploadProfile(required(request.name, 'name'), request.content, request.file || undefined);
-      return { name, profileJson: JSON.stringify(profile) };
+      const profileName = name('profile', request.name, 'name');
+      const content = document(request.content, 'content') ?? Buffer.alloc(0);
+      const uploaded = await facade.uploadProfile(profileName, content, fileLabel(request.file ?? '', 'file'));
+      return { name: uploaded.name, profileJson: JSON.stringify(uploaded.profile) };
     }),
     ListProfiles: unary(async () => ({ names: await facade.listProfiles() })),
     ViewProfile: unary(async (request: { name: string }) => {
-      const { name, profile } = await facade.viewProfile(required(request.name, 'name'));
-      return { name, profileJson: JSON.stringify(profile) };
+      const viewed = await facade.viewProfile(name('profile', request.name, 'name'));
+      return { name: viewed.name, profileJson: JSON.stringify(viewed.profile) };
     }),
     RemoveProfile: unary(async (request: { name: string }) => {
-      await facade.removeProfile(required(request.name, 'name'));
+      await facade.removeProfile(name('profile', request.name, 'name'));
       return EMPTY;
     }),
 
     ViewRunlist: unary(async () => ({ apps: await facade.viewRunlist() })),
     AddToRunlist: unary(async (request: { app: string; profile: string }) => ({
-      apps: await facade.addToRunlist(required(request.app, 'app'), request.profile || 'default'),
+      apps: await facade.addToRunlist(name('app', request.app, 'app'), optionalName('profile', request.profile, 'profile') ?? 'default'),
     })),
-    RemoveFromRunlist: unary(async (request: { name: string }) => ({ apps: await facade.removeFromRunlist(required(request.name, 'name')) })),
+    RemoveFromRunlist: unary(async (request: { name: string }) => ({ apps: await facade.removeFromRunlist(name('app', request.name, 'name')) })),
 
     ListCrashlogs: unary(async (request: { name: string }) => ({
-      crashlogs: (await facade.listCrashlogs(required(request.name, 'name'))).map(crashlogMessage),
+      crashlogs: (await facade.listCrashlogs(name('app', request.name, 'name'))).map(crashlogMessage),
     })),
     ViewCrashlog: unary(async (request: { app: string; id: string }) =>
-      crashlogMessage(await facade.viewCrashlog(required(request.app, 'app'), required(request.id, 'id'))),
+      crashlogMessage(await facade.viewCrashlog(name('app', request.app, 'app'), boundedId(request.id, 'id', MAX_CRASHLOG_ID))),
     ),
     RemoveCrashlogs: unary(async (request: { name: string }) => {
-      await facade.removeCrashlogs(required(request.name, 'name'));
+      await facade.removeCrashlogs(name('app', request.name, 'name'));
       return EMPTY;
     }),
 
@@ -171,8 +237,75 @@ export function deployService(facade: EngineFacade, followers: LogFollowers, opt
       return { node: nodeInfoMessage(node), cluster: cluster.map(nodeInfoMessage) };
     }),
     ListDeadLetters: unary(async (request: { name: string }) => ({
-      events: (await facade.deadLetters(request.name || undefined)).map(eventStatusMessage),
+      events: (await facade.deadLetters(optionalName('app', request.name, 'name'))).map(eventStatusMessage),
     })),
-    Redrive: unary(async (request: { id: string }) => eventStatusMessage(await facade.redrive(required(request.id, 'id')))),
+    Redrive: unary(async (request: { id: string }) => eventStatusMessage(await facade.redrive(boundedId(request.id, 'id', MAX_EVENT_ID_BYTES)))),
   };
+}
+
+interface ReceivedUpload {
+  header: Omit<UploadAppInput, 'archive'>;
+  upload: SpooledUpload;
+}
+
+/**
+ * Reads an UploadApp stream: the header (checked before any archive byte is taken), then the
+ * archive chunks, each written to the spool before the next is read (gRPC flow control holds the
+ * client meanwhile). On any failure the spooled file is discarded.
+ */
+async function receiveUpload(
+  call: ServerReadableStream<UploadAppRequestMessage, AppInfoMessage>,
+  options: DeployServiceOptions,
+  idleMs: number,
+  cancelled: () => boolean,
+): Promise<ReceivedUpload> {
+  let header: Omit<UploadAppInput, 'archive'> | undefined;
+  let upload: SpooledUpload | undefined;
+  const tooLarge = (bytes: number) =>
+    new InvalidInputError('invalid_argument', `archive is ${bytes} bytes: larger than the ${options.maxArchiveBytes}-byte upload limit`, { field: 'archive' });
+  let idle: DeadlineError | undefined;
+  const arm = () =>
+    setLongTimeout(() => {
+      idle = new DeadlineError(`UploadApp: nothing received for ${idleMs} ms after ${upload?.bytesWritten ?? 0} archive bytes; the upload was abandoned`);
+      call.destroy(idle);
+    }, idleMs);
+  let timer = arm();
+  try {
+    for await (const message of call as AsyncIterable<UploadAppRequestMessage>) {
+      // Stopped while this message is handled (a slow disk is not the client's silence), re-armed after.
+      timer.clear();
+      if (cancelled()) break;
+      if (message.part === 'header' && message.header) {
+        if (header) throw new InvalidInputError('invalid_argument', 'UploadApp: `header` may only be the first message', { field: 'header' });
+        const received: UploadAppHeaderMessage = message.header;
+        header = {
+          name: optionalName('app', received.name, 'header.name') ?? '',
+          manifest: document(received.manifest, 'header.manifest'),
+          manifestFile: fileLabel(received.manifestFile ?? '', 'header.manifest_file'),
+          profile: optionalName('profile', received.profile, 'header.profile'),
+        };
+        const declared = Number(received.size ?? 0);
+        if (declared > options.maxArchiveBytes) throw tooLarge(declared);
+        upload = options.uploads.begin(declared);
+        timer = arm();
+        continue;
+      }
+      if (!header || !upload) throw new InvalidInputError('invalid_argument', 'UploadApp: the first message must carry `header`', { field: 'header' });
+      const chunk = message.archive;
+      if (chunk && chunk.length > 0) {
+        if (upload.bytesWritten + chunk.length > options.maxArchiveBytes) throw tooLarge(upload.bytesWritten + chunk.length);
+        await upload.write(chunk);
+      }
+      timer = arm();
+    }
+    if (cancelled()) throw new CancelledError('UploadApp was cancelled by the client');
+    if (!header || !upload) throw new InvalidInputError('invalid_argument', 'UploadApp: the stream ended before a `header` message', { field: 'header' });
+    if (upload.bytesWritten === 0) throw new InvalidInputError('invalid_argument', 'UploadApp: the archive is empty', { field: 'archive' });
+    return { header, upload };
+  } catch (error) {
+    await upload?.discard();
+    throw idle ?? error;
+  } finally {
+    timer.clear();
+  }
 }

@@ -1,5 +1,5 @@
 import type { Manifest, Profile } from '../../manifests/types.js';
-import type { AppRecord, CrashlogEntry, CrashlogSummary, Runlist } from '../storage/types.js';
+import type { AppRecord, ArchiveFile, CrashlogEntry, CrashlogSummary, Runlist } from '../storage/types.js';
 import type { EnqueueResult, EventStatus } from '../queue/types.js';
 
 /**
@@ -43,7 +43,8 @@ export interface UploadAppInput {
   manifestFile?: string;
   /** Profile to run with; default "default". */
   profile?: string;
-  archive: Buffer;
+  /** The archive as spooled to a local file by the transport (removed by it after the call). */
+  archive: ArchiveFile;
 }
 
 export type AppState = 'stopped' | 'running' | 'broken';

@@ -4,7 +4,7 @@ import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation, protoPath as healthProtoPath, type ServingStatus } from 'grpc-health-check';
 import { InvalidInputError } from '../errors/index.js';
 import { setLongTimeout } from '../util/timers.js';
-import { deployService, type LogFollowers } from './deploy-service.js';
+import { deployService, openUploadSpool, type LogFollowers } from './deploy-service.js';
 import { engineService } from './engine-service.js';
 import { acceptLongDeadlines } from './long-deadlines.js';
 import type { EngineFacade } from './facade.js';
@@ -24,6 +24,12 @@ export interface GrpcServerOptions {
   maxPendingBytes?: number;
   /** ...while taking nothing for this long, before its call is cancelled (RESOURCE_EXHAUSTED). */
   slowReaderMs?: number;
+  /** Where UploadApp spools archives as they arrive (default: a new dir under the OS temp dir). */
+  uploadDir?: string;
+  /** Bytes all uploads in progress may hold together; past it RESOURCE_EXHAUSTED (default 2 × maxArchiveBytes). */
+  maxConcurrentUploadBytes?: number;
+  /** An upload silent this long is abandoned, freeing its budget (default 120 s). */
+  uploadIdleMs?: number;
 }
 
 export interface ResolvedGrpcServerOptions {
@@ -121,7 +127,11 @@ export async function startGrpcServer(facade: EngineFacade, options: GrpcServerO
   const sessions: SessionRegistry = new Set();
   const followers: LogFollowers = new Set();
   server.addService(proto.engineService, engineService(facade, sessions, { maxPendingBytes: resolved.maxPendingBytes, slowReaderMs: resolved.slowReaderMs }));
-  server.addService(proto.deployService, withRequestChecks(deployService(facade, followers, { maxArchiveBytes: resolved.maxArchiveBytes }), DEPLOY_REQUEST_CHECKS));
+  const uploads = await openUploadSpool({ ...options, maxArchiveBytes: resolved.maxArchiveBytes });
+  server.addService(
+    proto.deployService,
+    withRequestChecks(deployService(facade, followers, { maxArchiveBytes: resolved.maxArchiveBytes, uploads, uploadIdleMs: options.uploadIdleMs }), DEPLOY_REQUEST_CHECKS),
+  );
   const health = new HealthImplementation(Object.fromEntries(HEALTH_SERVICES.map((name) => [name, 'SERVING' as ServingStatus])));
   health.addToServer(server);
   new ReflectionService(reflectedDefinitions()).addToServer(server);

@@ -27,6 +27,8 @@ export interface EngineOptions {
   /** Graceful shutdown: how long calls in flight may take to finish. */
   drainTimeoutMs: number;
   maxMessageBytes: number;
+  /** Bytes all app uploads in progress may hold together (spooled in dataDir/uploads); past it RESOURCE_EXHAUSTED. */
+  maxConcurrentUploadBytes: number;
   /** Fire-and-forget defaults. */
   maxAttempts: number;
   retryBaseDelayMs: number;
@@ -51,6 +53,7 @@ export const DEFAULT_ENGINE_OPTIONS: Readonly<EngineOptions> = Object.freeze({
   dockerImage: '',
   drainTimeoutMs: 10_000,
   maxMessageBytes: 64 * 1024 * 1024,
+  maxConcurrentUploadBytes: 1024 * 1024 * 1024,
   maxAttempts: 5,
   retryBaseDelayMs: 200,
   ackWaitMs: 60_000,
@@ -73,6 +76,7 @@ const ENV: Record<string, keyof EngineOptions> = {
   COCAINE_DOCKER_IMAGE: 'dockerImage',
   COCAINE_DRAIN_TIMEOUT_MS: 'drainTimeoutMs',
   COCAINE_MAX_MESSAGE_BYTES: 'maxMessageBytes',
+  COCAINE_MAX_CONCURRENT_UPLOAD_BYTES: 'maxConcurrentUploadBytes',
   COCAINE_MAX_ATTEMPTS: 'maxAttempts',
   COCAINE_RETRY_BASE_DELAY_MS: 'retryBaseDelayMs',
   COCAINE_ACK_WAIT_MS: 'ackWaitMs',

@@ -1,11 +1,13 @@
-import { createHash } from 'node:crypto';
-import { readdir, readFile, rm } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { copyFile, constants as fsConstants, mkdir, open, readdir, rename, rm } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
+import type { Readable } from 'node:stream';
 import type { Profile } from '../../manifests/types.js';
 import { EngineError, InvalidInputError, NotFoundError } from '../errors/index.js';
 import { AsyncChannel } from '../util/async-channel.js';
-import { isMissing, readJsonFile, writeFileAtomic, writeJsonAtomic } from '../util/atomic-file.js';
+import { isMissing, readJsonFile, syncDirectory, writeJsonAtomic } from '../util/atomic-file.js';
 import { validateName } from '../util/names.js';
+import { checkArchiveFile } from './archive-file.js';
 import type { AppRecord, CrashlogEntry, CrashlogSummary, Runlist, Storage, StorageChange } from './types.js';
 
 export interface FsStorageOptions {
@@ -42,6 +44,15 @@ function validateCrashlogId(id: string): string {
     throw new InvalidInputError('invalid_argument', `crashlog id ${JSON.stringify(id)} is invalid: expected 1 to 128 letters, digits, '.', '_' or '-'`, { field: 'id' });
   }
   return id;
+}
+
+async function syncFile(path: string): Promise<void> {
+  const handle = await open(path, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
 }
 
 function newestFirst(a: CrashlogSummary, b: CrashlogSummary): number {
@@ -111,36 +122,47 @@ export class FsStorage implements Storage {
     }
   }
 
-  private write(path: string, data: string | Uint8Array): Promise<void> {
-    return writeFileAtomic(path, data, { durable: this.options.durable });
-  }
-
   private writeJson(path: string, value: unknown): Promise<void> {
     return writeJsonAtomic(path, value, { durable: this.options.durable });
   }
 
   // Apps
 
-  async putApp(record: AppRecord, archive: Buffer): Promise<void> {
+  async putApp(record: AppRecord, archivePath: string): Promise<void> {
     this.check();
     const name = validateName('app', record?.name);
-    const sha256 = createHash('sha256').update(archive).digest('hex');
-    if (record.sha256 !== sha256 || record.size !== archive.length) {
-      throw new InvalidInputError(
-        'invalid_argument',
-        `app ${name}: record says sha256 ${record.sha256} and ${record.size} bytes, the archive is ${sha256} and ${archive.length} bytes`,
-        { field: 'sha256' },
-      );
-    }
+    await checkArchiveFile(record, archivePath);
     await this.exclusive(`app:${name}`, async () => {
       // Archive first, then the record that points at it: a reader never sees a record without its bytes.
-      await this.write(this.archivePath(name, sha256), archive);
+      await this.moveInto(archivePath, this.archivePath(name, record.sha256));
       await this.writeJson(join(this.appDir(name), 'record.json'), record);
       for (const file of await readdir(this.appDir(name))) {
-        if (file.endsWith('.archive') && file !== `${sha256}.archive`) await rm(join(this.appDir(name), file), { force: true });
+        if (file.endsWith('.archive') && file !== `${record.sha256}.archive`) await rm(join(this.appDir(name), file), { force: true });
       }
     });
     this.emit({ kind: 'app', name, removed: false });
+  }
+
+  /** Puts the file at `target` atomically: renamed when on the same file system, else copied beside it and renamed. */
+  private async moveInto(source: string, target: string): Promise<void> {
+    const directory = join(target, '..');
+    await mkdir(directory, { recursive: true });
+    if (this.options.durable) await syncFile(source);
+    try {
+      await rename(source, target);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EXDEV') throw error;
+      const temp = join(directory, `.${randomBytes(6).toString('hex')}.archive.tmp-${randomBytes(6).toString('hex')}`);
+      try {
+        await copyFile(source, temp, fsConstants.COPYFILE_EXCL);
+        if (this.options.durable) await syncFile(temp);
+        await rename(temp, target);
+      } catch (copyError) {
+        await rm(temp, { force: true });
+        throw copyError;
+      }
+    }
+    if (this.options.durable) await syncDirectory(directory);
   }
 
   async getApp(name: string): Promise<AppRecord | undefined> {
@@ -148,11 +170,13 @@ export class FsStorage implements Storage {
     return readJsonFile<AppRecord>(join(this.appDir(validateName('app', name)), 'record.json'));
   }
 
-  async readArchive(name: string): Promise<Buffer> {
+  async openArchive(name: string): Promise<Readable> {
     const record = await this.getApp(name);
     if (record) {
       try {
-        return await readFile(this.archivePath(name, record.sha256));
+        // Opened before returning: a later upload replacing the file does not change what this stream reads.
+        const handle = await open(this.archivePath(name, record.sha256), 'r');
+        return handle.createReadStream();
       } catch (error) {
         if (!isMissing(error)) throw new EngineError('storage_error', `cannot read the archive of app ${name}: ${(error as Error).message}`, { cause: error });
       }

@@ -1,3 +1,5 @@
+import { createReadStream } from 'node:fs';
+import { Readable } from 'node:stream';
 import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
 import { Objm, type ObjectStore } from '@nats-io/obj';
 import { jetstream, type JetStreamManager } from '@nats-io/jetstream';
@@ -8,6 +10,8 @@ import { connectNats, parseNatsServers } from '../nats/connection.js';
 import { AsyncChannel } from '../util/async-channel.js';
 import { validateName } from '../util/names.js';
 import { retryNats } from '../nats/retry.js';
+import { checkArchiveFile } from './archive-file.js';
+import { readObject } from './nats-archive.js';
 import { crashlogFilter, crashlogKey, keyToName, nameToKey, parseCrashlogKeys, type CrashlogKey } from './nats-keys.js';
 import type { AppRecord, CrashlogEntry, CrashlogSummary, Runlist, Storage, StorageChange } from './types.js';
 
@@ -187,11 +191,14 @@ export class NatsStorage implements Storage {
     }
   }
 
-  async putApp(record: AppRecord, archive: Buffer): Promise<void> {
+  async putApp(record: AppRecord, archivePath: string): Promise<void> {
     validateName('app', record.name);
+    await checkArchiveFile(record, archivePath);
     await guard(`storing app "${record.name}"`, async () => {
-      // The archive first: a node told about the record can always read its archive.
-      await this.archives.putBlob({ name: record.name }, new Uint8Array(archive.buffer, archive.byteOffset, archive.length));
+      // The archive first: a node told about the record can always read its archive. Streamed from
+      // the file (a fresh stream on every retry), one object-store chunk in memory at a time.
+      const data = Readable.toWeb(createReadStream(archivePath)) as unknown as ReadableStream<Uint8Array>;
+      await this.archives.put({ name: record.name }, data);
       await this.records.put(nameToKey(record.name), JSON.stringify(record));
     });
   }
@@ -202,11 +209,12 @@ export class NatsStorage implements Storage {
     return present(entry) ? entry.json<AppRecord>() : undefined;
   }
 
-  async readArchive(name: string): Promise<Buffer> {
+  /** Streamed chunk by chunk as the reader asks (see readObject), checked against the object's digest. */
+  async openArchive(name: string): Promise<Readable> {
     validateName('app', name);
-    const blob = await guard(`reading the archive of app "${name}"`, () => this.archives.getBlob(name));
-    if (!blob) throw new NotFoundError('app_not_found', `no app named "${name}" in NATS storage (bucket ${this.options.prefix}-apps)`);
-    return Buffer.from(blob.buffer, blob.byteOffset, blob.byteLength);
+    const info = await guard(`reading the archive of app "${name}"`, () => this.archives.info(name));
+    if (!info || info.deleted) throw new NotFoundError('app_not_found', `no app named "${name}" in NATS storage (bucket ${this.options.prefix}-apps)`);
+    return readObject(this.jsm, `${this.options.prefix}-apps`, info, (operation) => guard(`reading the archive of app "${name}"`, operation));
   }
 
   async listApps(): Promise<AppRecord[]> {

@@ -37,13 +37,17 @@ export function ensureSpooled(storage: Storage, record: AppRecord, spoolRoot: st
 async function spool(storage: Storage, name: string, sha256: string, spoolRoot: string, dir: string, limits?: Partial<ArchiveLimits>): Promise<string> {
   // Extraction renames a finished tree into place, so an existing dir is a complete one.
   if (await pathExists(dir)) return dir;
-  const archive = await storage.readArchive(name);
-  const actual = createHash('sha256').update(archive).digest('hex');
-  if (actual !== sha256) {
-    throw new EngineError('storage_error', `app ${name}: stored archive has sha256 ${actual}, the record says ${sha256} (re-upload the app)`);
-  }
+  // Streamed from storage into the temp tree, hashed on the way; a mismatch discards the tree.
+  const archive = await storage.openArchive(name);
+  const hash = createHash('sha256');
+  const verify = (): void => {
+    const actual = hash.digest('hex');
+    if (actual !== sha256) {
+      throw new EngineError('storage_error', `app ${name}: stored archive has sha256 ${actual}, the record says ${sha256} (re-upload the app)`);
+    }
+  };
   try {
-    await extractArchive(archive, dir, limits);
+    await extractArchive(archive, dir, limits, { onChunk: (chunk) => hash.update(chunk), beforeCommit: verify });
   } catch (error) {
     // Another process may have spooled the same version meanwhile.
     if (error instanceof EngineError && error.code === 'storage_error' && (await pathExists(dir))) return dir;

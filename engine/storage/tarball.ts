@@ -2,10 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
 import { chmod, link, mkdir, open, rename, rm, symlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { createGunzip } from 'node:zlib';
-import tar from 'tar-stream';
+import { Readable } from 'node:stream';
 import { EngineError, InvalidInputError } from '../errors/index.js';
 import { pathExists } from '../util/atomic-file.js';
+import { openTar, type ArchiveSource } from './tar-source.js';
 
 export interface ArchiveLimits {
   /** Total bytes of all regular files, uncompressed. */
@@ -35,6 +35,8 @@ export function resolveArchiveLimits(limits: Partial<ArchiveLimits> = {}): Archi
   return resolved;
 }
 
+export type { ArchiveSource } from './tar-source.js';
+
 export interface ArchiveSummary {
   /** Entries of any kind. */
   entries: number;
@@ -47,16 +49,14 @@ export interface ArchiveSummary {
   compressed: boolean;
   /** Normalised paths of files and links (not directories), in archive order. */
   paths: string[];
+  /** Content of the files asked for with `capture` that the archive has. */
+  captured: Map<string, Buffer>;
 }
 
 type Kind = 'file' | 'directory' | 'symlink';
 
 function refuse(entry: string, why: string): never {
   throw new InvalidInputError('unsafe_archive', `archive entry ${JSON.stringify(entry)} refused: ${why}`, { field: entry });
-}
-
-function isGzip(archive: Buffer): boolean {
-  return archive.length >= 2 && archive[0] === 0x1f && archive[1] === 0x8b;
 }
 
 /** Path segments without empty and `.` ones: `./a//b/` -> ['a', 'b']. */
@@ -132,43 +132,24 @@ interface EntryWriter {
   hardlink(path: string, target: string): Promise<void>;
 }
 
-interface TarReader {
-  entries: AsyncIterable<tar.Extract extends AsyncIterable<infer E> ? E : never>;
-  /** Stops reading and turns what went wrong into an EngineError. */
-  fail(error: unknown): EngineError;
+export interface WalkOptions {
+  /** Sees every byte of the archive as read (e.g. to hash it on the way). */
+  onChunk?: (chunk: Buffer) => void;
+  /** Regular files whose content to keep (normalised paths; the last entry of a path wins)... */
+  capture?: readonly string[];
+  /** ...each of at most this many bytes (default 1 MiB); a larger one is refused. */
+  captureMaxBytes?: number;
 }
 
-function openTar(archive: Buffer): TarReader {
-  const compressed = isGzip(archive);
-  const extract = tar.extract();
-  const gunzip = compressed ? createGunzip() : undefined;
-  if (gunzip) {
-    gunzip.on('error', (error) => extract.destroy(error));
-    gunzip.pipe(extract);
-    gunzip.end(archive);
-  } else {
-    extract.end(archive);
-  }
-  return {
-    entries: extract,
-    fail(error) {
-      gunzip?.destroy();
-      extract.destroy();
-      if (error instanceof EngineError) return error;
-      const detail = error instanceof Error ? error.message : String(error);
-      // File-system failures while writing (ENOSPC, EACCES...) are ours, not the archive's.
-      if ((error as NodeJS.ErrnoException).syscall !== undefined) return new EngineError('storage_error', `cannot extract the archive: ${detail}`, { cause: error });
-      return new InvalidInputError('invalid_argument', `archive is not a readable tar${compressed ? '.gz' : ''} file: ${detail}`, { field: 'archive', cause: error });
-    },
-  };
-}
+const DEFAULT_CAPTURE_MAX_BYTES = 1024 * 1024;
 
 /** Streams the archive once, checking every entry; hands checked entries to `writer` when given. */
-async function walkArchive(archive: Buffer, limits: ArchiveLimits, writer?: EntryWriter): Promise<ArchiveSummary> {
-  const compressed = isGzip(archive);
-  const summary: ArchiveSummary = { entries: 0, files: 0, directories: 0, symlinks: 0, hardlinks: 0, bytes: 0, compressed, paths: [] };
+async function walkArchive(archive: ArchiveSource, limits: ArchiveLimits, writer?: EntryWriter, options: WalkOptions = {}): Promise<ArchiveSummary> {
+  const summary: ArchiveSummary = { entries: 0, files: 0, directories: 0, symlinks: 0, hardlinks: 0, bytes: 0, compressed: false, paths: [], captured: new Map() };
+  const capture = new Set((options.capture ?? []).map((path) => segments(path).join('/')));
+  const captureMaxBytes = options.captureMaxBytes ?? DEFAULT_CAPTURE_MAX_BYTES;
   const tree = new TreeCheck();
-  const reader = openTar(archive);
+  const reader = openTar(archive, options.onChunk);
   try {
     for await (const entry of reader.entries) {
       const header = entry.header;
@@ -202,7 +183,12 @@ async function walkArchive(archive: Buffer, limits: ArchiveLimits, writer?: Entr
           summary.files++;
           summary.paths.push(path);
           if (writer) await writer.file(path, mode, header.mtime, entry as unknown as AsyncIterable<Buffer>);
-          else entry.resume();
+          else if (capture.has(path)) {
+            if (size > captureMaxBytes) refuse(raw, `file is ${size} bytes, more than the ${captureMaxBytes} allowed for it`);
+            const chunks: Buffer[] = [];
+            for await (const chunk of entry as unknown as AsyncIterable<Buffer>) chunks.push(chunk);
+            summary.captured.set(path, Buffer.concat(chunks));
+          } else entry.resume();
           break;
         }
         case 'symlink': {
@@ -241,27 +227,38 @@ async function walkArchive(archive: Buffer, limits: ArchiveLimits, writer?: Entr
   } catch (error) {
     throw reader.fail(error);
   }
+  summary.compressed = reader.compressed();
   // A later symlink can redirect an earlier one: check all of them against the complete tree.
   for (const [path, target] of tree.symlinks) tree.checkSymlinkTarget(path, target);
   return summary;
 }
 
-/** Checks an archive (tar or tar.gz) without writing anything. */
-export function inspectArchive(archive: Buffer, limits?: Partial<ArchiveLimits>): Promise<ArchiveSummary> {
-  return walkArchive(archive, resolveArchiveLimits(limits));
+/** Checks an archive (tar or tar.gz) without writing anything, in one pass; keeps the files named in `options.capture`. */
+export function inspectArchive(archive: ArchiveSource, limits?: Partial<ArchiveLimits>, options?: WalkOptions): Promise<ArchiveSummary> {
+  return walkArchive(archive, resolveArchiveLimits(limits), undefined, options);
 }
 
 const FILE_FLAGS = fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW;
 
+export interface ExtractOptions {
+  /** Sees every byte of the archive as read. */
+  onChunk?: (chunk: Buffer) => void;
+  /** Runs after the whole archive was read and written, before the tree is renamed into place; throwing discards it. */
+  beforeCommit?: () => void | Promise<void>;
+}
+
 /**
- * Extracts into `destDir`, which must not exist yet. Everything is written into a temp dir beside
- * it and renamed into place at the end, so a refused archive leaves nothing behind.
+ * Extracts into `destDir`, which must not exist yet, streaming the archive. Everything is written
+ * into a temp dir beside it and renamed into place at the end, so a refused archive leaves nothing behind.
  */
-export async function extractArchive(archive: Buffer, destDir: string, limits?: Partial<ArchiveLimits>): Promise<ArchiveSummary> {
+export async function extractArchive(archive: ArchiveSource, destDir: string, limits?: Partial<ArchiveLimits>, options: ExtractOptions = {}): Promise<ArchiveSummary> {
   const resolved = resolveArchiveLimits(limits);
   const parent = dirname(destDir);
   await mkdir(parent, { recursive: true });
-  if (await pathExists(destDir)) throw new EngineError('storage_error', `cannot extract into ${destDir}: it already exists`);
+  if (await pathExists(destDir)) {
+    if (archive instanceof Readable) archive.destroy();
+    throw new EngineError('storage_error', `cannot extract into ${destDir}: it already exists`);
+  }
   const temp = join(parent, `.${basename(destDir)}.extract-${randomBytes(6).toString('hex')}`);
   await mkdir(temp, { mode: 0o755 });
   const directoryModes = new Map<string, number>();
@@ -309,7 +306,8 @@ export async function extractArchive(archive: Buffer, destDir: string, limits?: 
   };
 
   try {
-    const summary = await walkArchive(archive, resolved, writer);
+    const summary = await walkArchive(archive, resolved, writer, { onChunk: options.onChunk });
+    await options.beforeCommit?.();
     // Deepest first, and never so strict that the owner cannot later remove the tree.
     const dirs = [...directoryModes].sort((a, b) => b[0].length - a[0].length);
     for (const [path, mode] of dirs) await chmod(inside(path), mode | 0o700);
@@ -322,7 +320,7 @@ export async function extractArchive(archive: Buffer, destDir: string, limits?: 
 }
 
 /** The content of one regular file in the archive (the last entry of that path wins), or undefined. */
-export async function readFileFromArchive(archive: Buffer, path: string, maxBytes = DEFAULT_ARCHIVE_LIMITS.maxFileBytes): Promise<Buffer | undefined> {
+export async function readFileFromArchive(archive: ArchiveSource, path: string, maxBytes = DEFAULT_ARCHIVE_LIMITS.maxFileBytes): Promise<Buffer | undefined> {
   const wanted = segments(path).join('/');
   const reader = openTar(archive);
   let found: Buffer | undefined;

@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream';
 import type { Manifest, Profile } from '../../manifests/types.js';
 
 /** An uploaded app: its manifest and the identity of its archive. */
@@ -8,6 +9,13 @@ export interface AppRecord {
   sha256: string;
   size: number;
   uploadedAt: number;
+}
+
+/** An archive spooled to a local file, with its sha256 (hex) and size measured while it was written. */
+export interface ArchiveFile {
+  path: string;
+  sha256: string;
+  size: number;
 }
 
 export interface CrashlogEntry {
@@ -41,10 +49,20 @@ export interface Storage {
   /** Human-readable location, e.g. the data dir or the NATS url. */
   readonly location: string;
 
-  putApp(record: AppRecord, archive: Buffer): Promise<void>;
+  /**
+   * Stores the app: its archive from the local file `archivePath`, streamed (no backend holds a
+   * whole archive in memory), then the record. The file must match `record.sha256` and
+   * `record.size`. The backend may move the file away (fs renames it into place): the caller
+   * removes it afterwards if it is still there.
+   */
+  putApp(record: AppRecord, archivePath: string): Promise<void>;
   getApp(name: string): Promise<AppRecord | undefined>;
-  /** The archive bytes exactly as uploaded. Throws NotFoundError when the app is unknown. */
-  readArchive(name: string): Promise<Buffer>;
+  /**
+   * The archive bytes exactly as uploaded, as a stream read once (destroy it to stop early).
+   * Rejects with NotFoundError when the app is unknown; a stream error means the stored bytes
+   * could not be read or are corrupt.
+   */
+  openArchive(name: string): Promise<Readable>;
   listApps(): Promise<AppRecord[]>;
   /** Removes the app, its archive and its crashlogs. Returns false when it did not exist. */
   removeApp(name: string): Promise<boolean>;

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { credentials, loadPackageDefinition, status, type Client, type GrpcObject, type ServiceClientConstructor, type ServiceError } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { createRequire } from 'node:module';
@@ -243,7 +244,8 @@ describe('gRPC transport over a test facade', () => {
     expect(info).toMatchObject({ name: 'up', plugin: 'node', entrypoint: 'index.js', state: 'running', size: archive.length, inRunlist: true });
     expect(JSON.parse(info.manifestJson).plugin).toBe('node');
     const received = facade.uploads.at(-1)!;
-    expect(received.archive.equals(archive)).toBe(true);
+    expect(received.bytes.equals(archive)).toBe(true);
+    expect(received.archive.sha256).toBe(createHash('sha256').update(archive).digest('hex'));
     expect(received.manifest?.toString()).toBe('plugin: node');
     expect(received.manifestFile).toBe('m.yaml');
     expect(received.profile).toBeUndefined();

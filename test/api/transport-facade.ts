@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 /**
  * A test double of EngineFacade for the gRPC TRANSPORT tests only: trivial in-memory behaviour
  * with one event per transport feature, so the tests check the gRPC mapping, not an engine.
@@ -166,7 +167,8 @@ export class TransportTestFacade implements EngineFacade {
   readonly requests: InvocationRequest[] = [];
   readonly cancelled: string[] = [];
   readonly open = new Set<TestInvocation>();
-  readonly uploads: UploadAppInput[] = [];
+  /** With the spooled archive's bytes, read before the transport removes the file. */
+  readonly uploads: Array<UploadAppInput & { bytes: Buffer }> = [];
   readonly events = new Map<string, EventStatus>();
   logsAborted = 0;
   /** Enqueue calls received; while `enqueueGate` is set each waits for it before answering. */
@@ -222,9 +224,9 @@ export class TransportTestFacade implements EngineFacade {
   }
 
   async uploadApp(input: UploadAppInput): Promise<AppView> {
-    if (input.archive.length < 10) throw new InvalidInputError('invalid_manifest', 'manifest.yaml: field "plugin" is required', { field: 'plugin' });
-    this.uploads.push(input);
-    return view(input.name || 'from-manifest', 'a'.repeat(64), input.archive.length);
+    if (input.archive.size < 10) throw new InvalidInputError('invalid_manifest', 'manifest.yaml: field "plugin" is required', { field: 'plugin' });
+    this.uploads.push({ ...input, bytes: readFileSync(input.archive.path) });
+    return view(input.name || 'from-manifest', input.archive.sha256, input.archive.size);
   }
 
   async listApps(): Promise<AppView[]> {

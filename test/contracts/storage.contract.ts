@@ -1,4 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { EngineError } from '../../engine/errors/index.js';
 import type { AppRecord, CrashlogEntry, Storage, StorageChange } from '../../engine/storage/types.js';
@@ -20,6 +23,41 @@ export function makeRecord(name: string, archive: Buffer, uploadedAt = Date.now(
     size: archive.length,
     uploadedAt,
   };
+}
+
+let fileDir: string | undefined;
+let fileCount = 0;
+process.once('exit', () => {
+  if (fileDir) rmSync(fileDir, { recursive: true, force: true });
+});
+
+/** Writes bytes to a fresh temp file (as the upload spool would) and returns its path. */
+export function archiveFile(bytes: Uint8Array): string {
+  fileDir ??= mkdtempSync(join(tmpdir(), 'cocaine-archives-'));
+  const path = join(fileDir, `${++fileCount}.upload`);
+  writeFileSync(path, bytes);
+  return path;
+}
+
+/** putApp from a temp file holding `bytes`; the file is removed afterwards, as the upload path does. */
+export async function putAppBytes(storage: Storage, record: AppRecord, bytes: Uint8Array): Promise<void> {
+  const path = archiveFile(bytes);
+  try {
+    await storage.putApp(record, path);
+  } finally {
+    rmSync(path, { force: true });
+  }
+}
+
+/** Everything openArchive streams, and in how many chunks. */
+export async function readArchiveChunks(storage: Storage, name: string): Promise<{ bytes: Buffer; chunks: number; largest: number }> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of await storage.openArchive(name)) chunks.push(chunk as Buffer);
+  return { bytes: Buffer.concat(chunks), chunks: chunks.length, largest: Math.max(0, ...chunks.map((c) => c.length)) };
+}
+
+export async function readArchiveBytes(storage: Storage, name: string): Promise<Buffer> {
+  return (await readArchiveChunks(storage, name)).bytes;
 }
 
 export function makeProfile(poolLimit: number): Profile {
@@ -89,21 +127,51 @@ export function describeStorageContract(name: string, factory: () => Promise<Sto
       it('round-trips the record and the exact archive bytes', async () => {
         const archive = Buffer.concat([Buffer.from(Array.from({ length: 256 }, (_, i) => i)), randomBytes(1024 * 1024 + 17)]);
         const record = makeRecord('echo', archive);
-        await storage.putApp(record, archive);
+        await putAppBytes(storage, record, archive);
         expect(await storage.getApp('echo')).toEqual(record);
-        const read = await storage.readArchive('echo');
+        const read = await readArchiveBytes(storage, 'echo');
         expect(read.length).toBe(archive.length);
         expect(read.equals(archive)).toBe(true);
+      });
+
+      it('streams archives from a file and back in chunks, never as one buffer', async () => {
+        const archive = randomBytes(6 * 1024 * 1024 + 5);
+        const record = makeRecord('large', archive);
+        const path = archiveFile(archive);
+        await storage.putApp(record, path);
+        // The caller removes the file afterwards if the backend did not move it: the stored copy is independent.
+        rmSync(path, { force: true });
+        const read = await readArchiveChunks(storage, 'large');
+        expect(read.bytes.equals(archive)).toBe(true);
+        expect(read.chunks).toBeGreaterThan(4);
+        expect(read.largest).toBeLessThanOrEqual(1024 * 1024);
+        // A reader that stops early leaves nothing in the way of the next one.
+        const early = await storage.openArchive('large');
+        for await (const _chunk of early) break;
+        expect((await readArchiveBytes(storage, 'large')).equals(archive)).toBe(true);
+      });
+
+      it('refuses a file that does not match its record, naming sha256, and keeps the stored version', async () => {
+        const stored = Buffer.from('the stored version');
+        const record = makeRecord('echo', stored);
+        await putAppBytes(storage, record, stored);
+        const other = Buffer.from('other bytes');
+        const path = archiveFile(other);
+        const error = await rejection(storage.putApp({ ...makeRecord('echo', stored), uploadedAt: 1 }, path));
+        expect(error).toMatchObject({ code: 'invalid_argument', field: 'sha256' });
+        expect(existsSync(path)).toBe(true);
+        expect(await storage.getApp('echo')).toEqual(record);
+        expect((await readArchiveBytes(storage, 'echo')).equals(stored)).toBe(true);
       });
 
       it('replaces an app on a second upload', async () => {
         const first = Buffer.from('first version');
         const second = Buffer.from('second version, longer');
-        await storage.putApp(makeRecord('echo', first, 1000), first);
+        await putAppBytes(storage, makeRecord('echo', first, 1000), first);
         const record = makeRecord('echo', second, 2000);
-        await storage.putApp(record, second);
+        await putAppBytes(storage, record, second);
         expect(await storage.getApp('echo')).toEqual(record);
-        expect((await storage.readArchive('echo')).equals(second)).toBe(true);
+        expect((await readArchiveBytes(storage, 'echo')).equals(second)).toBe(true);
         expect(await storage.listApps()).toEqual([record]);
       });
 
@@ -113,7 +181,7 @@ export function describeStorageContract(name: string, factory: () => Promise<Sto
         for (const app of names) {
           const archive = Buffer.from(`archive of ${app}`);
           records.push(makeRecord(app, archive));
-          await storage.putApp(records.at(-1) as AppRecord, archive);
+          await putAppBytes(storage, records.at(-1) as AppRecord, archive);
         }
         const listed = await storage.listApps();
         const byName = (a: AppRecord, b: AppRecord) => a.name.localeCompare(b.name);
@@ -123,12 +191,12 @@ export function describeStorageContract(name: string, factory: () => Promise<Sto
       it('removes the app, its archive and its crashlogs, and nothing else', async () => {
         for (const app of ['gone', 'kept']) {
           const archive = Buffer.from(app);
-          await storage.putApp(makeRecord(app, archive), archive);
+          await putAppBytes(storage, makeRecord(app, archive), archive);
           await storage.addCrashlog(makeCrashlog(app, `${app}-1`, 1000));
         }
         expect(await storage.removeApp('gone')).toBe(true);
         expect(await storage.getApp('gone')).toBeUndefined();
-        expect((await rejection(storage.readArchive('gone'))).code).toBe('app_not_found');
+        expect((await rejection(storage.openArchive('gone'))).code).toBe('app_not_found');
         expect(await storage.listCrashlogs('gone')).toEqual([]);
         expect(await storage.getCrashlog('gone', 'gone-1')).toBeUndefined();
         expect((await storage.listApps()).map((r) => r.name)).toEqual(['kept']);
@@ -136,10 +204,10 @@ export function describeStorageContract(name: string, factory: () => Promise<Sto
         expect(await storage.removeApp('gone')).toBe(false);
       });
 
-      it('answers for unknown apps without throwing, except readArchive', async () => {
+      it('answers for unknown apps without throwing, except openArchive', async () => {
         expect(await storage.getApp('nope')).toBeUndefined();
         expect(await storage.removeApp('nope')).toBe(false);
-        const error = await rejection(storage.readArchive('nope'));
+        const error = await rejection(storage.openArchive('nope'));
         expect(['app_not_found', 'not_found']).toContain(error.code);
         expect(error.message).toContain('nope');
       });
@@ -224,7 +292,7 @@ export function describeStorageContract(name: string, factory: () => Promise<Sto
       it('reports changes made through this instance', async () => {
         const iterator = storage.watch()[Symbol.asyncIterator]();
         const archive = Buffer.from('watched');
-        await storage.putApp(makeRecord('echo', archive), archive);
+        await putAppBytes(storage, makeRecord('echo', archive), archive);
         await storage.putProfile('default', makeProfile(2));
         await storage.addToRunlist('echo', 'default');
         await storage.removeFromRunlist('echo');
@@ -270,14 +338,14 @@ export function describeStorageContract(name: string, factory: () => Promise<Sto
     describe('names', () => {
       it('refuses invalid names with invalid_argument', async () => {
         expect((await rejection(storage.getApp('../etc'))).code).toBe('invalid_argument');
-        expect((await rejection(storage.readArchive('a/b'))).code).toBe('invalid_argument');
+        expect((await rejection(storage.openArchive('a/b'))).code).toBe('invalid_argument');
         expect((await rejection(storage.putProfile('a b', makeProfile(1)))).code).toBe('invalid_argument');
         expect((await rejection(storage.getProfile('.hidden'))).code).toBe('invalid_argument');
         expect((await rejection(storage.addToRunlist('ok', 'bad/profile'))).code).toBe('invalid_argument');
         expect((await rejection(storage.addToRunlist('', 'ok'))).code).toBe('invalid_argument');
         expect((await rejection(storage.listCrashlogs('..'))).code).toBe('invalid_argument');
         const archive = Buffer.from('x');
-        expect((await rejection(storage.putApp(makeRecord('no/slash', archive), archive))).code).toBe('invalid_argument');
+        expect((await rejection(putAppBytes(storage, makeRecord('no/slash', archive), archive))).code).toBe('invalid_argument');
         expect(await storage.listApps()).toEqual([]);
       });
     });

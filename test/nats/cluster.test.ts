@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JetStreamQueue } from '../../engine/queue/jetstream.js';
 import type { EventStatus } from '../../engine/queue/types.js';
 import { NatsStorage } from '../../engine/storage/nats.js';
-import { makeProfile, makeRecord } from '../contracts/storage.contract.js';
+import { makeProfile, makeRecord, putAppBytes, readArchiveBytes } from '../contracts/storage.contract.js';
 import { startNatsCluster, type NatsCluster } from '../helpers/nats-server.js';
 import { compileModule } from '../helpers/compile-module.js';
 
@@ -68,13 +68,13 @@ describe('NATS backends on a three-server cluster (R3)', () => {
     const storage = await NatsStorage.open({ servers: cluster.urls, prefix, replicas: 3 });
     try {
       const archive = randomBytes(200_000);
-      await storage.putApp(makeRecord('durable', archive), archive);
+      await putAppBytes(storage, makeRecord('durable', archive), archive);
       await storage.putProfile('p', makeProfile(3));
       await storage.addToRunlist('durable', 'p');
 
       await cluster.servers[0].stop();
       // Two of three servers keep the quorum: reads and writes go on.
-      expect((await eventually('the archive with a server down', () => storage.readArchive('durable'))).equals(archive)).toBe(true);
+      expect((await eventually('the archive with a server down', () => readArchiveBytes(storage, 'durable'))).equals(archive)).toBe(true);
       await eventually('a write with a server down', () => storage.addToRunlist('later', 'p'));
       await cluster.servers[0].start();
 
@@ -83,7 +83,7 @@ describe('NATS backends on a three-server cluster (R3)', () => {
       try {
         const runlist = await eventually('the runlist on the restarted server', () => only.getRunlist(), (r) => Object.keys(r).length === 2);
         expect(runlist).toEqual({ durable: 'p', later: 'p' });
-        expect((await only.readArchive('durable')).equals(archive)).toBe(true);
+        expect((await readArchiveBytes(only, 'durable')).equals(archive)).toBe(true);
         expect((await only.getProfile('p'))?.['pool-limit']).toBe(3);
       } finally {
         await only.close();

@@ -7,7 +7,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NatsStorage } from '../../engine/storage/nats.js';
-import { makeProfile, makeRecord } from '../contracts/storage.contract.js';
+import { makeProfile, makeRecord, putAppBytes, readArchiveBytes } from '../contracts/storage.contract.js';
 import { startNatsCluster, stopAllNatsServers, type NatsCluster } from '../helpers/nats-server.js';
 
 describe('NatsStorage on a 3-server cluster, replicas 3', () => {
@@ -25,7 +25,7 @@ describe('NatsStorage on a 3-server cluster, replicas 3', () => {
     const archive = randomBytes(500_000);
     const record = makeRecord('clustered', archive);
     try {
-      await storage.putApp(record, archive);
+      await putAppBytes(storage, record, archive);
       await storage.putProfile('p', makeProfile(4));
       await storage.addToRunlist('clustered', 'p');
 
@@ -35,10 +35,10 @@ describe('NatsStorage on a 3-server cluster, replicas 3', () => {
       let started = Date.now();
       await down.stop();
       expect(await storage.getApp('clustered')).toEqual(record);
-      expect((await storage.readArchive('clustered')).equals(archive)).toBe(true);
+      expect((await readArchiveBytes(storage, 'clustered')).equals(archive)).toBe(true);
       const secondArchive = randomBytes(200_000);
       const second = makeRecord('second', secondArchive);
-      await storage.putApp(second, secondArchive);
+      await putAppBytes(storage, second, secondArchive);
       await storage.addToRunlist('second', 'p');
       const degradedMs = Date.now() - started;
       expect(await storage.getRunlist()).toEqual({ clustered: 'p', second: 'p' });
@@ -61,7 +61,7 @@ describe('NatsStorage on a 3-server cluster, replicas 3', () => {
       // The restarted server alone (the only one a new node connects to) serves what was written while it was down.
       const rejoined = await NatsStorage.open({ servers: down.url, prefix, replicas: 3 });
       try {
-        expect((await rejoined.readArchive('second')).equals(secondArchive)).toBe(true);
+        expect((await readArchiveBytes(rejoined, 'second')).equals(secondArchive)).toBe(true);
         expect(await rejoined.getRunlist()).toEqual({ clustered: 'p', second: 'p' });
       } finally {
         await rejoined.close();

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EngineError } from '../../engine/errors/index.js';
 import { NatsStorage, resolveNatsStorageOptions } from '../../engine/storage/nats.js';
 import type { StorageChange } from '../../engine/storage/types.js';
-import { describeStorageContract, makeProfile, makeRecord } from '../contracts/storage.contract.js';
+import { describeStorageContract, makeProfile, makeRecord, putAppBytes, readArchiveBytes } from '../contracts/storage.contract.js';
 import { startNatsServer, stopAllNatsServers, type NatsServer } from '../helpers/nats-server.js';
 
 let server: NatsServer;
@@ -39,11 +39,11 @@ describe('NatsStorage across nodes', () => {
       const archive = randomBytes(300_000);
       const record = makeRecord('shared-app', archive);
       const started = Date.now();
-      await first.putApp(record, archive);
+      await putAppBytes(first, record, archive);
       expect(await next(changes)).toEqual({ kind: 'app', name: 'shared-app', removed: false });
       const announcedMs = Date.now() - started;
       expect(await second.getApp('shared-app')).toEqual(record);
-      expect((await second.readArchive('shared-app')).equals(archive)).toBe(true);
+      expect((await readArchiveBytes(second, 'shared-app')).equals(archive)).toBe(true);
       await first.addToRunlist('shared-app', 'default');
       expect(await next(changes)).toEqual({ kind: 'runlist' });
       expect(await second.getRunlist()).toEqual({ 'shared-app': 'default' });
@@ -62,7 +62,7 @@ describe('NatsStorage across nodes', () => {
     const shared = prefix();
     const storage = await NatsStorage.open({ servers: server.url, prefix: shared });
     const archive = Buffer.from('survives');
-    await storage.putApp(makeRecord('durable', archive), archive);
+    await putAppBytes(storage, makeRecord('durable', archive), archive);
     await storage.putProfile('p', makeProfile(3));
     await storage.addToRunlist('durable', 'p');
     await storage.addCrashlog({ id: 'w1:2024/odd id', app: 'durable', workerId: 'w1', timestamp: 5, reason: 'exit 1', lines: ['bye'] });
@@ -72,7 +72,7 @@ describe('NatsStorage across nodes', () => {
     const reopened = await NatsStorage.open({ servers: server.url, prefix: shared });
     try {
       for (const node of [storage, reopened]) {
-        expect((await node.readArchive('durable')).toString()).toBe('survives');
+        expect((await readArchiveBytes(node, 'durable')).toString()).toBe('survives');
         expect((await node.getProfile('p'))?.['pool-limit']).toBe(3);
         expect(await node.getRunlist()).toEqual({ durable: 'p' });
         expect((await node.getCrashlog('durable', 'w1:2024/odd id'))?.lines).toEqual(['bye']);

@@ -2,19 +2,20 @@ import { createHash } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FsStorage } from '../../engine/storage/fs.js';
 import { ensureSpooled, removeSpool } from '../../engine/storage/spool.js';
 import type { AppRecord } from '../../engine/storage/types.js';
-import { makeRecord } from '../contracts/storage.contract.js';
+import { makeRecord, putAppBytes } from '../contracts/storage.contract.js';
 import { makeTar } from './tar-helpers.js';
 
 /** The real FsStorage, counting archive reads. */
 class CountingFsStorage extends FsStorage {
   reads = 0;
-  override async readArchive(name: string): Promise<Buffer> {
+  override async openArchive(name: string): Promise<Readable> {
     this.reads++;
-    return super.readArchive(name);
+    return super.openArchive(name);
   }
 }
 
@@ -39,7 +40,7 @@ async function upload(name: string, version: string): Promise<AppRecord> {
     { name: 'lib/util.py', content: 'X = 1\n' },
   ], true);
   const record = makeRecord(name, archive);
-  await storage.putApp(record, archive);
+  await putAppBytes(storage, record, archive);
   return record;
 }
 
@@ -80,7 +81,7 @@ describe('ensureSpooled', () => {
   it('passes unsafe archives up as unsafe_archive and leaves nothing', async () => {
     const archive = await makeTar([{ name: '../escape', content: 'x' }]);
     const record = makeRecord('bad', archive);
-    await storage.putApp(record, archive);
+    await putAppBytes(storage, record, archive);
     await expect(ensureSpooled(storage, record, spoolRoot)).rejects.toMatchObject({ code: 'unsafe_archive' });
     expect(await readdir(join(spoolRoot, 'bad'))).toEqual([]);
     expect(await readdir(spoolRoot)).toEqual(['bad']);
