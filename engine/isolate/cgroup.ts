@@ -114,6 +114,10 @@ class CgroupWorker implements WorkerProcess {
     this.inner.onOutput(listener);
   }
 
+  onOutputData(listener: (stream: OutputStream, chunk: Buffer) => void): void {
+    this.inner.onOutputData(listener);
+  }
+
   signal(signal: 'SIGTERM' | 'SIGKILL'): void {
     if (this.done) return;
     this.inner.signal(signal);

@@ -48,8 +48,10 @@ export interface WorkerProcess {
   readonly pid?: number;
   /** Resolves once the process is gone and reaped (never rejects). */
   readonly exited: Promise<ExitInfo>;
-  /** Called for every complete output line. */
+  /** Called for every complete output line (and a last unterminated one at exit). */
   onOutput(listener: (stream: OutputStream, line: string) => void): void;
+  /** Called for every raw chunk of output, as read: no per-line work (the engine's hot path). */
+  onOutputData(listener: (stream: OutputStream, chunk: Buffer) => void): void;
   /** Sends a signal to the worker and everything it started. */
   signal(signal: 'SIGTERM' | 'SIGKILL'): void;
 }

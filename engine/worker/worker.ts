@@ -17,8 +17,9 @@ import {
   type HandshakePayload,
 } from '../protocol/frames.js';
 import { FrameConnection } from './connection.js';
+import { MAX_TIMER_MS, setLongTimeout, type LongTimer } from '../util/timers.js';
 import { describeExit, isCleanExit } from './exit-reason.js';
-import { OutputRing } from './output-ring.js';
+import { OutputRing, ringBytesFor } from './output-ring.js';
 
 export interface ChannelListener {
   onChunk(chunk: Buffer): void;
@@ -46,7 +47,8 @@ export interface WorkerStartOptions {
   socketDir: string;
   limits: ResourceLimits;
   isolateArgs: Record<string, unknown>;
-  onOutput?(workerId: string, stream: OutputStream, line: string): void;
+  /** Raw output chunks as read (lines are split only when someone reads them). */
+  onOutputData?(workerId: string, stream: OutputStream, chunk: Buffer): void;
   /** A channel finished: the worker has room for another session. */
   onChannelClosed?(worker: Worker): void;
 }
@@ -106,7 +108,8 @@ export class Worker {
     this.id = id;
     this.app = options.app;
     this.pid = process.pid;
-    this.output = new OutputRing(Math.max(1, options.profile['crashlog-limit']));
+    const lines = Math.max(1, options.profile['crashlog-limit']);
+    this.output = new OutputRing(ringBytesFor(lines), lines);
   }
 
   /** Spawns the worker and resolves once it has handshaken. Rejects with the reason otherwise. */
@@ -116,6 +119,9 @@ export class Worker {
     await mkdir(options.socketDir, { recursive: true });
     const socketPath = join(options.socketDir, `${workerId}.sock`);
     const server = createServer();
+    // The worker may connect before spawn() returns (a container starts before Docker's answer
+    // arrives): the connection is taken from the first moment, never emitted to nobody.
+    const connection = firstConnection(server);
     await listen(server, socketPath);
 
     const paths = options.isolate.workerPaths({
@@ -146,7 +152,8 @@ export class Worker {
       COCAINE_ENDPOINT: paths.endpoint,
       COCAINE_ENTRYPOINT: options.manifest.entrypoint,
       COCAINE_HEARTBEAT_MS: String(Math.round(heartbeatMs)),
-      COCAINE_DISOWN_MS: String(Math.max(2_000, Math.round(profile['heartbeat-timeout'] * 2_000))),
+      // A runtime's own timers hold at most 2^31-1 ms.
+      COCAINE_DISOWN_MS: String(Math.min(MAX_TIMER_MS, Math.max(2_000, Math.round(profile['heartbeat-timeout'] * 2_000)))),
     };
 
     let process: WorkerProcess;
@@ -165,19 +172,20 @@ export class Worker {
       });
     } catch (error) {
       server.close();
+      connection.cancel();
       await rm(socketPath, { force: true });
       if (error instanceof EngineError) throw error;
       throw new UnavailableError('spawn_failed', `cannot start a worker of app "${options.app}": ${(error as Error).message}`, { cause: error });
     }
 
     const worker = new Worker(options, process, workerId);
-    process.onOutput((stream, line) => {
-      worker.output.push(line);
-      options.onOutput?.(workerId, stream, line);
+    process.onOutputData((stream, chunk) => {
+      worker.output.push('', stream, chunk);
+      options.onOutputData?.(workerId, stream, chunk);
     });
     void process.exited.then((exit) => worker.onProcessExit(exit));
     try {
-      await worker.awaitHandshake(server, socketPath, profile['startup-timeout'] * 1000);
+      await worker.awaitHandshake(connection.socket, socketPath, profile['startup-timeout'] * 1000);
     } finally {
       server.close();
       await rm(socketPath, { force: true });
@@ -238,9 +246,8 @@ export class Worker {
       this.state = 'terminating';
       this.killReason = reason;
       this.connection?.send(FrameType.TERMINATE, CONTROL_CHANNEL, Buffer.from(JSON.stringify({ code: 0, reason })));
-      const grace = setTimeout(() => this.process.signal('SIGKILL'), this.options.profile['termination-timeout'] * 1000);
-      grace.unref();
-      void this.process.exited.finally(() => clearTimeout(grace));
+      const grace = setLongTimeout(() => this.process.signal('SIGKILL'), this.options.profile['termination-timeout'] * 1000).unref();
+      void this.process.exited.finally(() => grace.clear());
     }
     return this.waitExit();
   }
@@ -262,25 +269,29 @@ export class Worker {
     return new Promise((resolve) => this.onExit(resolve));
   }
 
-  private awaitHandshake(server: Server, socketPath: string, timeoutMs: number): Promise<void> {
+  /** Startup-timeout counts from here: the process has been spawned (a container started). */
+  private awaitHandshake(accepted: Promise<Socket>, socketPath: string, timeoutMs: number): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       let settled = false;
       const settle = (error?: Error) => {
         if (settled) return;
         settled = true;
-        clearTimeout(timer);
+        timer.clear();
         if (error) reject(error);
         else resolve();
       };
-      const timer = setTimeout(() => {
+      const timer: LongTimer = setLongTimeout(() => {
         const seconds = timeoutMs / 1000;
-        void this.kill('startup_timeout', `worker did not handshake within the startup-timeout of ${seconds}s`).then((exit) =>
+        void this.kill('startup_timeout', `did not handshake within the startup-timeout of ${seconds}s`).then((exit) =>
           settle(new UnavailableError('startup_timeout', exit.reason)),
         );
       }, timeoutMs);
       this.onExit((exit) => settle(Object.assign(new UnavailableError(startFailureCode(exit.code), exit.reason), { output: exit.output })));
-      server.once('connection', (socket: Socket) => {
-        server.close();
+      void accepted.then((socket) => {
+        if (settled) {
+          socket.destroy();
+          return;
+        }
         this.connection = new FrameConnection(
           socket,
           (frame) => {
@@ -299,18 +310,18 @@ export class Worker {
 
   private acceptHandshake(frame: Frame, socketPath: string): Error | undefined {
     if (frame.type !== FrameType.HANDSHAKE || frame.channel !== CONTROL_CHANNEL) {
-      void this.kill('spawn_failed', `worker sent frame type ${frame.type} before its handshake (protocol error)`);
+      void this.kill('spawn_failed', `sent frame type ${frame.type} instead of a handshake (protocol error)`);
       return new UnavailableError('spawn_failed', `worker on ${socketPath} broke the protocol before its handshake`);
     }
     let handshake: HandshakePayload;
     try {
       handshake = decodeJson<HandshakePayload>(frame);
     } catch {
-      void this.kill('spawn_failed', 'worker sent a handshake that is not valid JSON (protocol error)');
+      void this.kill('spawn_failed', 'sent a handshake that is not valid JSON (protocol error)');
       return new UnavailableError('spawn_failed', 'worker sent a malformed handshake');
     }
     if (handshake.worker !== this.id) {
-      void this.kill('spawn_failed', `worker handshook as "${handshake.worker}", expected "${this.id}"`);
+      void this.kill('spawn_failed', `handshook as "${handshake.worker}", expected "${this.id}" (protocol error)`);
       return new UnavailableError('spawn_failed', 'worker handshook with the wrong id');
     }
     const profileConcurrency = this.options.profile.concurrency;
@@ -321,6 +332,9 @@ export class Worker {
     if (this.state === 'starting') this.state = 'active';
     this.idleSince = Date.now();
     this.startHeartbeatWatch();
+    // Acknowledges the handshake: the worker hears from the engine at once, not only when its
+    // first heartbeat is answered.
+    this.connection?.send(FrameType.HEARTBEAT, CONTROL_CHANNEL);
     return undefined;
   }
 
@@ -334,7 +348,7 @@ export class Worker {
       if (silentFor > timeoutMs) {
         void this.kill(
           'heartbeat_timeout',
-          `worker sent no heartbeat for ${(silentFor / 1000).toFixed(1)}s (heartbeat-timeout ${timeoutMs / 1000}s): hung, killed`,
+          `sent nothing for ${(silentFor / 1000).toFixed(1)}s (heartbeat-timeout ${timeoutMs / 1000}s): hung, killed`,
         );
       }
     }, period);
@@ -367,7 +381,7 @@ export class Worker {
         return;
       }
       default:
-        void this.kill('worker_crashed', `worker sent unknown frame type ${frame.type} on channel ${frame.channel} (protocol error)`);
+        void this.kill('worker_crashed', `sent unknown frame type ${frame.type} on channel ${frame.channel} (protocol error)`);
     }
   }
 
@@ -378,7 +392,7 @@ export class Worker {
 
   private onConnectionClosed(error?: Error): void {
     if (error && !this.killCode) {
-      void this.kill('worker_crashed', `worker broke the protocol: ${error.message}`);
+      void this.kill('worker_crashed', `broke the protocol: ${error.message}`);
       return;
     }
     if (this.state === 'dead') return;
@@ -398,7 +412,8 @@ export class Worker {
     const code: ErrorCode | '' = expected ? '' : this.killCode || (this.handshaken ? 'worker_crashed' : 'spawn_failed');
     const what = this.killReason && this.killCode ? `${this.killReason} (${describeExit(exit)})` : describeExit(exit);
     const tail = this.output.tail(5);
-    const reason = `worker ${this.id.slice(0, 8)} of app "${this.app}" ${what}${this.handshaken ? '' : ' before its handshake'}${tail ? `; last output: ${tail}` : ''}`;
+    const when = this.handshaken || this.killCode === 'startup_timeout' || this.killCode === 'spawn_failed' ? '' : ' before its handshake';
+    const reason = `worker ${this.id.slice(0, 8)} of app "${this.app}" ${what}${when}${tail ? `; last output: ${tail}` : ''}`;
     this.exitInfo = { workerId: this.id, exit, code, reason, expected, handshaken: this.handshaken, output: this.output.all() };
     const failure = new UnavailableError(channelFailureCode(code), expected ? `worker ${this.id.slice(0, 8)} stopped: ${this.killReason}` : reason);
     const open = [...this.channels.values()];
@@ -450,6 +465,20 @@ function channelFailureCode(code: ErrorCode | ''): 'worker_crashed' | 'heartbeat
 
 function startFailureCode(code: ErrorCode | ''): 'spawn_failed' | 'startup_timeout' | 'worker_crashed' {
   return code === 'startup_timeout' || code === 'worker_crashed' ? code : 'spawn_failed';
+}
+
+/** The server's first connection, taken as soon as it is accepted; later ones are refused. */
+function firstConnection(server: Server): { socket: Promise<Socket>; cancel(): void } {
+  let cancel = (): void => undefined;
+  const socket = new Promise<Socket>((resolve) => {
+    const onConnection = (accepted: Socket): void => {
+      server.close();
+      resolve(accepted);
+    };
+    server.once('connection', onConnection);
+    cancel = () => server.off('connection', onConnection);
+  });
+  return { socket, cancel };
 }
 
 function listen(server: Server, path: string): Promise<void> {
