@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
-import { createServer, type Server, type Socket } from 'node:net';
+import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import type { Manifest, Profile } from '../../manifests/types.js';
 import type { Plugin } from '../../plugins/types.js';
@@ -16,7 +16,8 @@ import {
   type Frame,
   type HandshakePayload,
 } from '../protocol/frames.js';
-import { FrameConnection } from './connection.js';
+import type { FrameConnection } from './connection.js';
+import { acceptEarly, type EarlyConnection } from './early-connection.js';
 import { MAX_TIMER_MS, setLongTimeout, type LongTimer } from '../util/timers.js';
 import { describeExit, isCleanExit } from './exit-reason.js';
 import { OutputRing, ringBytesFor } from './output-ring.js';
@@ -121,7 +122,7 @@ export class Worker {
     const server = createServer();
     // The worker may connect before spawn() returns (a container starts before Docker's answer
     // arrives): the connection is taken from the first moment, never emitted to nobody.
-    const connection = firstConnection(server);
+    const connection = acceptEarly(server);
     await listen(server, socketPath);
 
     const paths = options.isolate.workerPaths({
@@ -185,7 +186,7 @@ export class Worker {
     });
     void process.exited.then((exit) => worker.onProcessExit(exit));
     try {
-      await worker.awaitHandshake(connection.socket, socketPath, profile['startup-timeout'] * 1000);
+      await worker.awaitHandshake(connection, socketPath, profile['startup-timeout'] * 1000);
     } finally {
       server.close();
       await rm(socketPath, { force: true });
@@ -270,7 +271,7 @@ export class Worker {
   }
 
   /** Startup-timeout counts from here: the process has been spawned (a container started). */
-  private awaitHandshake(accepted: Promise<Socket>, socketPath: string, timeoutMs: number): Promise<void> {
+  private awaitHandshake(early: EarlyConnection, socketPath: string, timeoutMs: number): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       let settled = false;
       const settle = (error?: Error) => {
@@ -287,17 +288,16 @@ export class Worker {
         );
       }, timeoutMs);
       this.onExit((exit) => settle(Object.assign(new UnavailableError(startFailureCode(exit.code), exit.reason), { output: exit.output })));
-      void accepted.then((socket) => {
+      void early.connected.then((connection) => {
         if (settled) {
-          socket.destroy();
+          connection.destroy();
           return;
         }
-        this.connection = new FrameConnection(
-          socket,
+        this.connection = connection;
+        early.attach(
           (frame) => {
             if (!this.handshaken) {
-              const error = this.acceptHandshake(frame, socketPath);
-              settle(error);
+              settle(this.acceptHandshake(frame, socketPath));
               return;
             }
             this.onFrame(frame);
@@ -465,20 +465,6 @@ function channelFailureCode(code: ErrorCode | ''): 'worker_crashed' | 'heartbeat
 
 function startFailureCode(code: ErrorCode | ''): 'spawn_failed' | 'startup_timeout' | 'worker_crashed' {
   return code === 'startup_timeout' || code === 'worker_crashed' ? code : 'spawn_failed';
-}
-
-/** The server's first connection, taken as soon as it is accepted; later ones are refused. */
-function firstConnection(server: Server): { socket: Promise<Socket>; cancel(): void } {
-  let cancel = (): void => undefined;
-  const socket = new Promise<Socket>((resolve) => {
-    const onConnection = (accepted: Socket): void => {
-      server.close();
-      resolve(accepted);
-    };
-    server.once('connection', onConnection);
-    cancel = () => server.off('connection', onConnection);
-  });
-  return { socket, cancel };
 }
 
 function listen(server: Server, path: string): Promise<void> {
