@@ -111,6 +111,7 @@ export class DockerIsolate implements Isolate {
       const worker = new DockerWorker(spec.workerId, container, spec.limits, stream, wait, this.docker, () => this.live.delete(container.id));
       this.live.set(container.id, worker);
       try {
+        spec.onStart?.();
         await container.start();
       } catch (error) {
         worker.abandon();

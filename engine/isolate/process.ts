@@ -41,6 +41,7 @@ export class ProcessIsolate implements Isolate {
     if (!existsSync(spec.appDir)) {
       throw new UnavailableError('spawn_failed', `cannot start ${what}: the app directory ${spec.appDir} does not exist`);
     }
+    spec.onStart?.();
     const child = spawn(spec.command, spec.args, {
       cwd: spec.appDir,
       env: spec.env,

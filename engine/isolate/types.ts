@@ -31,6 +31,11 @@ export interface SpawnSpec {
   limits: ResourceLimits;
   /** Isolate-specific arguments from the profile (e.g. docker image, network). */
   isolateArgs: Record<string, unknown>;
+  /**
+   * Called once, just before the process itself is started (after preparation such as creating
+   * a container): the engine counts startup-timeout from here.
+   */
+  onStart?(): void;
 }
 
 export interface ExitInfo {

@@ -8,6 +8,8 @@ const MAX_EARLY_FRAMES = 64;
 export interface EarlyConnection {
   /** The worker's connection, once it connected. */
   readonly connected: Promise<FrameConnection>;
+  /** The worker has sent something. */
+  readonly heard: boolean;
   /** Hands frames (those that came early first) and the close to the worker's handle. */
   attach(onFrame: (frame: Frame) => void, onClose: (error?: Error) => void): void;
   /** Nobody will attach (the spawn failed). */
@@ -25,6 +27,7 @@ export function acceptEarly(server: Server): EarlyConnection {
   const early: Frame[] = [];
   let closed: { error?: Error } | undefined;
   let cancelled = false;
+  let heard = false;
   let resolveConnected: (connection: FrameConnection) => void = () => undefined;
   const connected = new Promise<FrameConnection>((resolve) => (resolveConnected = resolve));
 
@@ -37,6 +40,7 @@ export function acceptEarly(server: Server): EarlyConnection {
     const connection: FrameConnection = new FrameConnection(
       socket,
       (frame) => {
+        heard = true;
         if (handlers) {
           handlers.onFrame(frame);
           return;
@@ -63,6 +67,9 @@ export function acceptEarly(server: Server): EarlyConnection {
 
   return {
     connected,
+    get heard() {
+      return heard;
+    },
     attach(onFrame, onClose) {
       handlers = { onFrame, onClose };
       for (const frame of early.splice(0)) onFrame(frame);

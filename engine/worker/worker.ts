@@ -18,6 +18,7 @@ import {
 } from '../protocol/frames.js';
 import type { FrameConnection } from './connection.js';
 import { acceptEarly, type EarlyConnection } from './early-connection.js';
+import { spawnWithin } from './spawn-within.js';
 import { MAX_TIMER_MS, setLongTimeout, type LongTimer } from '../util/timers.js';
 import { describeExit, isCleanExit } from './exit-reason.js';
 import { OutputRing, ringBytesFor } from './output-ring.js';
@@ -157,9 +158,11 @@ export class Worker {
       COCAINE_DISOWN_MS: String(Math.min(MAX_TIMER_MS, Math.max(2_000, Math.round(profile['heartbeat-timeout'] * 2_000)))),
     };
 
+    const timeoutMs = profile['startup-timeout'] * 1000;
     let process: WorkerProcess;
+    let deadline: number;
     try {
-      process = await options.isolate.spawn({
+      const spec = {
         workerId,
         app: options.app,
         command: launch.command,
@@ -170,7 +173,8 @@ export class Worker {
         pluginDir: options.plugin.runtimeDir,
         limits: options.limits,
         isolateArgs: options.isolateArgs,
-      });
+      };
+      ({ process, deadline } = await spawnWithin(options.isolate, spec, timeoutMs, connection));
     } catch (error) {
       server.close();
       connection.cancel();
@@ -186,7 +190,7 @@ export class Worker {
     });
     void process.exited.then((exit) => worker.onProcessExit(exit));
     try {
-      await worker.awaitHandshake(connection, socketPath, profile['startup-timeout'] * 1000);
+      await worker.awaitHandshake(connection, socketPath, deadline - Date.now(), timeoutMs);
     } finally {
       server.close();
       await rm(socketPath, { force: true });
@@ -270,8 +274,8 @@ export class Worker {
     return new Promise((resolve) => this.onExit(resolve));
   }
 
-  /** Startup-timeout counts from here: the process has been spawned (a container started). */
-  private awaitHandshake(early: EarlyConnection, socketPath: string, timeoutMs: number): Promise<void> {
+  /** Waits `remainingMs` of the startup-timeout (`timeoutMs`, counted from the process's start). */
+  private awaitHandshake(early: EarlyConnection, socketPath: string, remainingMs: number, timeoutMs: number): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       let settled = false;
       const settle = (error?: Error) => {
@@ -286,7 +290,7 @@ export class Worker {
         void this.kill('startup_timeout', `did not handshake within the startup-timeout of ${seconds}s`).then((exit) =>
           settle(new UnavailableError('startup_timeout', exit.reason)),
         );
-      }, timeoutMs);
+      }, Math.max(0, remainingMs));
       this.onExit((exit) => settle(Object.assign(new UnavailableError(startFailureCode(exit.code), exit.reason), { output: exit.output })));
       void early.connected.then((connection) => {
         if (settled) {

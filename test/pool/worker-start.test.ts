@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -6,7 +7,7 @@ import type { Isolate, SpawnSpec, WorkerProcess } from '../../engine/isolate/typ
 import { Worker } from '../../engine/worker/worker.js';
 import { parseManifest, resolveProfile } from '../../manifests/validate.js';
 import nodePlugin from '../../plugins/node/index.js';
-import { EXAMPLES, tempDir, waitFor } from '../helpers/engine.js';
+import { EXAMPLES, processesWithEnv, tempDir, waitFor } from '../helpers/engine.js';
 
 const runDir = tempDir('worker-start');
 const processes = new ProcessIsolate({ runDir, engineId: 'worker-start-test' });
@@ -34,8 +35,29 @@ function answeringLate(delayMs: number): Isolate {
   };
 }
 
-function start(isolate: Isolate, profile: Record<string, unknown>) {
+/** The real process isolate, slow before it starts the process (a slow `docker create`), or slow to start it. */
+function slowIsolate(options: { beforeStartMs?: number; startingMs?: number; spawned?: WorkerProcess[] }): Isolate {
+  return {
+    type: 'process',
+    workerPaths: (spec) => processes.workerPaths(spec),
+    async spawn(spec: SpawnSpec): Promise<WorkerProcess> {
+      await new Promise((resolve) => setTimeout(resolve, options.beforeStartMs ?? 0));
+      if (options.startingMs) {
+        spec.onStart?.();
+        await new Promise((resolve) => setTimeout(resolve, options.startingMs));
+      }
+      const worker = await processes.spawn(spec);
+      options.spawned?.push(worker);
+      return worker;
+    },
+    cleanupOrphans: (engineId) => processes.cleanupOrphans(engineId),
+    close: () => processes.close(),
+  };
+}
+
+function start(isolate: Isolate, profile: Record<string, unknown>, workerId?: string) {
   return Worker.start({
+    workerId,
     app: manifest.name,
     plugin: nodePlugin,
     isolate,
@@ -69,6 +91,28 @@ describe('Worker.start', () => {
     expect(error?.message).toMatch(/^worker [0-9a-f]{8} of app "node-slow" did not handshake within the startup-timeout of 0\.05s \(killed by SIGKILL\)/);
     expect(error?.message).not.toMatch(/before its handshake/);
   });
+
+  it('does not count a slow preparation (docker create) into startup-timeout', async () => {
+    const worker = await start(slowIsolate({ beforeStartMs: 2_500 }), { 'startup-timeout': 2 });
+    expect(worker.isActive).toBe(true);
+    await worker.terminate('test done');
+  });
+
+  it('counts a start that does not return into startup-timeout, and kills the process that comes late', async () => {
+    const workerId = randomUUID();
+    const started = Date.now();
+    const spawned: WorkerProcess[] = [];
+    const error = await start(slowIsolate({ startingMs: 4_000, spawned }), { 'startup-timeout': 0.5 }, workerId).then(
+      () => undefined,
+      (caught: Error & { code?: string }) => caught,
+    );
+    expect(error?.code).toBe('startup_timeout');
+    expect(error?.message).toBe(`worker ${workerId.slice(0, 8)} of app "node-slow" did not start within the startup-timeout of 0.5s (the process isolate had not started it)`);
+    expect(Date.now() - started).toBeLessThan(3_500);
+    const late = await waitFor('the late process to be spawned', () => spawned[0], 10_000);
+    expect((await late.exited).signal).toBe('SIGKILL');
+    expect(processesWithEnv(workerId)).toEqual([]);
+  }, 30_000);
 
   it('heartbeat kills say what happened without repeating "worker"', async () => {
     const worker = await start(processes, { 'heartbeat-timeout': 0.5 });
