@@ -67,7 +67,7 @@ export class DockerIsolate implements Isolate {
   }
 
   async spawn(spec: SpawnSpec): Promise<WorkerProcess> {
-    const what = `worker ${spec.workerId} of app ${spec.app}`;
+    const what = `worker ${spec.workerId} of app "${spec.app}"`;
     const args = spec.isolateArgs;
     const image = args.image ?? this.options.defaultImage;
     if (typeof image !== 'string' || image === '') {

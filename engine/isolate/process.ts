@@ -37,7 +37,7 @@ export class ProcessIsolate implements Isolate {
   }
 
   async spawn(spec: SpawnSpec): Promise<WorkerProcess> {
-    const what = `worker ${spec.workerId} of app ${spec.app}`;
+    const what = `worker ${spec.workerId} of app "${spec.app}"`;
     if (!existsSync(spec.appDir)) {
       throw new UnavailableError('spawn_failed', `cannot start ${what}: the app directory ${spec.appDir} does not exist`);
     }

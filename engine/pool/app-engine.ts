@@ -224,7 +224,7 @@ export class AppEngine {
     const failure = error instanceof EngineError ? error : new UnavailableError('spawn_failed', String((error as Error)?.message ?? error));
     this.counters.crashes++;
     this.startFailures++;
-    this.options.logs.add(workerId, 'engine', `worker failed to start: ${failure.message}`);
+    this.options.logs.add(workerId, 'engine', `start failed: ${failure.message}`);
     const output = (error as { output?: string[] })?.output;
     this.recordCrash(workerId, failure.message, output ?? []);
     if (this.startFailures >= this.options.profile['crash-limit']) {

@@ -352,7 +352,7 @@ export class Worker {
       if (silentFor > timeoutMs) {
         void this.kill(
           'heartbeat_timeout',
-          `sent nothing for ${(silentFor / 1000).toFixed(1)}s (heartbeat-timeout ${timeoutMs / 1000}s): hung, killed`,
+          `sent nothing for ${(silentFor / 1000).toFixed(1)}s (heartbeat-timeout ${timeoutMs / 1000}s): hung`,
         );
       }
     }, period);
