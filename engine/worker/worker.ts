@@ -4,7 +4,7 @@ import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import type { Manifest, Profile } from '../../manifests/types.js';
 import type { Plugin } from '../../plugins/types.js';
-import { EngineError, HandlerError, NotFoundError, UnavailableError, type ErrorCode } from '../errors/index.js';
+import { EngineError, UnavailableError, type ErrorCode } from '../errors/index.js';
 import { workerBaseEnv } from '../isolate/clean-env.js';
 import type { ExitInfo, Isolate, OutputStream, ResourceLimits, WorkerProcess } from '../isolate/types.js';
 import {
@@ -12,16 +12,16 @@ import {
   FrameType,
   PROTOCOL_VERSION,
   decodeJson,
-  type ErrorPayload,
   type Frame,
   type HandshakePayload,
 } from '../protocol/frames.js';
+import { MAX_TIMER_MS, setLongTimeout, type LongTimer } from '../util/timers.js';
 import type { FrameConnection } from './connection.js';
 import { acceptEarly, type EarlyConnection } from './early-connection.js';
-import { spawnWithin } from './spawn-within.js';
-import { MAX_TIMER_MS, setLongTimeout, type LongTimer } from '../util/timers.js';
 import { describeExit, isCleanExit } from './exit-reason.js';
 import { OutputRing, ringBytesFor } from './output-ring.js';
+import { invokePayload, wireError } from './payloads.js';
+import { spawnWithin } from './spawn-within.js';
 
 export interface ChannelListener {
   onChunk(chunk: Buffer): void;
@@ -424,42 +424,6 @@ export class Worker {
     this.channels.clear();
     for (const channel of open) channel.listener.onError(failure);
     for (const listener of this.exitListeners.splice(0)) listener(this.exitInfo);
-  }
-}
-
-const NO_HEADERS = '{}';
-
-/** The INVOKE payload, without a JSON.stringify of an object per call on the hot path. */
-function invokePayload(event: string, headers: Record<string, string>, deadline: number): Buffer {
-  let encodedHeaders = NO_HEADERS;
-  for (const _key in headers) {
-    encodedHeaders = JSON.stringify(headers);
-    break;
-  }
-  return Buffer.from(`{"event":${JSON.stringify(event)},"headers":${encodedHeaders},"deadline":${deadline}}`);
-}
-
-function wireError(frame: Frame): EngineError {
-  let payload: ErrorPayload;
-  try {
-    payload = decodeJson<ErrorPayload>(frame);
-  } catch {
-    return new EngineError('protocol_error', 'worker sent a malformed ERROR frame');
-  }
-  const message = String(payload.message ?? '');
-  switch (payload.code) {
-    case 'not_found':
-      return new NotFoundError('event_not_found', message || 'no handler for this event');
-    case 'handler':
-      return new HandlerError(message);
-    case 'deadline':
-      return new EngineError('deadline_exceeded', message || 'deadline exceeded');
-    case 'cancelled':
-      return new EngineError('cancelled', message || 'cancelled');
-    case 'protocol':
-      return new EngineError('protocol_error', message);
-    default:
-      return new EngineError('internal', message || `worker error ${String(payload.code)}`);
   }
 }
 
