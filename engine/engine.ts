@@ -141,7 +141,8 @@ export class Engine implements EngineFacade {
         await (isolatePromise ??= this.isolates.get(isolateType));
         return ensureSpooled(this.storage, record, this.spoolRoot);
       },
-      saveCrashlog: (entry: CrashlogEntry) => this.storage.addCrashlog(entry, profile['crashlog-limit']),
+      // crashlog-limit 0: no crashlogs are kept.
+      saveCrashlog: async (entry: CrashlogEntry) => (profile['crashlog-limit'] > 0 ? this.storage.addCrashlog(entry, profile['crashlog-limit']) : undefined),
     });
   }
 

@@ -34,6 +34,23 @@ describe('limits through a real engine', () => {
     await engine.stop();
   });
 
+  it('crashlog-limit 0 keeps no crashlog, without an error', async () => {
+    const engine = await startEngine();
+    const rpc = connectRpc(engine.address);
+    const profile = join(tempDir('profile'), 'none.yaml');
+    writeFileSync(profile, 'crashlog-limit: 0\n');
+    await cliJson(engine, ['profile', 'upload', 'none', profile]);
+    await cliJson(engine, ['app', 'upload', join(EXAMPLES, 'node-slow'), '--profile', 'none']);
+    const crashed = await rpc.call('node-slow@crash');
+    expect(crashed.error?.message).toContain('exited with code 3');
+    expect(await cliJson<unknown[]>(engine, ['crashlog', 'list', 'node-slow'])).toEqual([]);
+    const logs = await cli(engine, ['app', 'logs', 'node-slow', '--lines', '100']);
+    expect(logs.stdout).toContain('exited with code 3');
+    expect(logs.stdout).not.toContain('could not save crashlog');
+    rpc.close();
+    await engine.stop();
+  });
+
   it('refuses at upload what used to fail only at spawn, naming the field', async () => {
     const engine = await startEngine();
     const dir = tempDir('profile');
