@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { rm, rmdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
@@ -43,7 +43,6 @@ export class Engine implements EngineFacade {
   private readonly events: EventRunner;
   private readonly spoolRoot: string;
   private readonly socketDir: string;
-  private readonly runDir: string;
   private clusterNodes: (() => Promise<NodeInfo[]>) | undefined;
   private stopping = false;
   listenAddress = '';
@@ -56,12 +55,11 @@ export class Engine implements EngineFacade {
     readonly plugins: PluginRegistry,
     private readonly isolates: IsolateRegistry,
     nodeId: string,
-    runDir: string,
+    private readonly runDirs: RunDirs,
   ) {
     this.nodeId = nodeId;
     this.spoolRoot = join(resolve(options.dataDir), 'spool');
-    this.socketDir = join(runDir, 's');
-    this.runDir = runDir;
+    this.socketDir = runDirs.socketDir;
     this.router = new Router((app, logs) => this.createAppEngine(app, logs));
     this.events = new EventRunner(queue, (request) => this.router.invoke(request));
     this.admin = new AppAdmin({
@@ -80,10 +78,22 @@ export class Engine implements EngineFacade {
     const dataDir = resolve(options.dataDir);
     mkdirSync(dataDir, { recursive: true });
     const nodeId = options.nodeId || stableNodeId(dataDir);
-    const runDir = options.runDir || join(tmpdir(), `cocaine-${createHash('sha1').update(dataDir).digest('hex').slice(0, 10)}`);
-    mkdirSync(join(runDir, 's'), { recursive: true });
-    const { storage, queue } = await openBackends(options, dataDir);
-    const plugins = await PluginRegistry.load({ directories: options.pluginDirs, packages: options.pluginPackages });
+    const runDirs = createRunDirs(options.runDir || join(tmpdir(), `cocaine-${createHash('sha1').update(dataDir).digest('hex').slice(0, 10)}`), !options.runDir);
+    let backends: Awaited<ReturnType<typeof openBackends>>;
+    let plugins: PluginRegistry;
+    try {
+      backends = await openBackends(options, dataDir);
+    } catch (error) {
+      await runDirs.remove();
+      throw error;
+    }
+    try {
+      plugins = await PluginRegistry.load({ directories: options.pluginDirs, packages: options.pluginPackages });
+    } catch (error) {
+      await Promise.allSettled([backends.queue.close(), backends.storage.close()]);
+      await runDirs.remove();
+      throw error;
+    }
     for (const problem of plugins.problems) logger.warn({ problem }, 'plugin not loaded');
     const isolates = new IsolateRegistry({
       engineId: nodeId,
@@ -91,8 +101,13 @@ export class Engine implements EngineFacade {
       dockerSocket: options.dockerSocket,
       dockerImage: options.dockerImage,
     });
-    const engine = new Engine(options, logger, storage, queue, plugins, isolates, nodeId, runDir);
-    await engine.boot();
+    const engine = new Engine(options, logger, backends.storage, backends.queue, plugins, isolates, nodeId, runDirs);
+    try {
+      await engine.boot();
+    } catch (error) {
+      await engine.shutdown().catch(() => undefined);
+      throw error;
+    }
     return engine;
   }
 
@@ -126,7 +141,8 @@ export class Engine implements EngineFacade {
         await (isolatePromise ??= this.isolates.get(isolateType));
         return ensureSpooled(this.storage, record, this.spoolRoot);
       },
-      saveCrashlog: (entry: CrashlogEntry) => this.storage.addCrashlog(entry, profile['crashlog-limit']),
+      // crashlog-limit 0: no crashlogs are kept.
+      saveCrashlog: async (entry: CrashlogEntry) => (profile['crashlog-limit'] > 0 ? this.storage.addCrashlog(entry, profile['crashlog-limit']) : undefined),
     });
   }
 
@@ -269,12 +285,15 @@ export class Engine implements EngineFacade {
   async shutdown(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
-    await this.events.close();
-    await this.router.shutdown(this.options.drainTimeoutMs);
-    await this.isolates.close();
-    await this.queue.close();
-    await this.storage.close();
-    await rm(this.runDir, { recursive: true, force: true });
+    try {
+      await this.events.close();
+      await this.router.shutdown(this.options.drainTimeoutMs);
+      await this.isolates.close();
+      await this.queue.close();
+      await this.storage.close();
+    } finally {
+      await this.runDirs.remove();
+    }
   }
 }
 
@@ -306,4 +325,30 @@ function stableNodeId(dataDir: string): string {
   const id = randomUUID();
   writeFileSync(file, `${id}\n`);
   return id;
+}
+
+interface RunDirs {
+  socketDir: string;
+  /** Removes what the engine owns: its socket directory, and the run directory when the engine made it. */
+  remove(): Promise<void>;
+}
+
+/**
+ * The run directory and its socket directory `s` (the engine's own, even when a killed predecessor
+ * left it). A run directory that existed before is kept, unless it is the engine's default one
+ * (`/tmp/cocaine-<hash>`) and nothing else is in it.
+ */
+function createRunDirs(runDir: string, isDefault: boolean): RunDirs {
+  const socketDir = join(runDir, 's');
+  // The first directory mkdirSync created: the run directory (or a parent) when it was new.
+  const first = mkdirSync(socketDir, { recursive: true });
+  const createdAbove = first !== undefined && resolve(first) !== resolve(socketDir) ? first : undefined;
+  return {
+    socketDir,
+    async remove() {
+      await rm(socketDir, { recursive: true, force: true });
+      if (createdAbove) await rm(createdAbove, { recursive: true, force: true });
+      else if (isDefault) await rmdir(runDir).catch(() => undefined);
+    },
+  };
 }

@@ -92,9 +92,6 @@ async function run(flags: Record<string, unknown>): Promise<void> {
     logger.error({ err: (error as Error).message }, 'NATS services not started');
     return undefined;
   });
-  logger.info({ listen: server.address, data: options.dataDir, node: engine.nodeId, storage: options.storage, queue: options.queue }, 'engine ready');
-  // One line on stdout that tools (tests, scripts) can wait for.
-  process.stdout.write(`cocaine-engine listening on ${server.address} (node ${engine.nodeId})\n`);
 
   let stopping = false;
   const stop = async (signal: string) => {
@@ -113,6 +110,10 @@ async function run(flags: Record<string, unknown>): Promise<void> {
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
+  // Only now, with the signal handlers in place: a SIGTERM sent on this line must shut down cleanly.
+  logger.info({ listen: server.address, data: options.dataDir, node: engine.nodeId, storage: options.storage, queue: options.queue }, 'engine ready');
+  // One line on stdout that tools (tests, scripts) can wait for.
+  process.stdout.write(`cocaine-engine listening on ${server.address} (node ${engine.nodeId})\n`);
 }
 
 /**

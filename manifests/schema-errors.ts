@@ -43,10 +43,12 @@ export function describeSchema(schema: SchemaLike | undefined): string {
   const xmin = schema.exclusiveMinimum as number | undefined;
   const max = schema.maximum as number | undefined;
   if (min !== undefined && max !== undefined) text += ` between ${min} and ${max}`;
+  else if (xmin !== undefined && max !== undefined) text += ` > ${xmin} and <= ${max}`;
   else if (min !== undefined) text += ` >= ${min}`;
   else if (xmin !== undefined) text += ` > ${xmin}`;
   else if (max !== undefined) text += ` <= ${max}`;
   if (schema.minLength === 1 && types.includes('string')) text = 'a non-empty string';
+  if (typeof schema.maxLength === 'number' && types.includes('string')) text += ` of at most ${schema.maxLength} characters`;
   return text;
 }
 

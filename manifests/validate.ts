@@ -41,6 +41,9 @@ function compiled(): { manifest: ValidateFunction; profile: ValidateFunction } {
     const ajv = new Ajv({ allErrors: true, useDefaults: true, verbose: true, strict: true, allowUnionTypes: true });
     ajv.addKeyword({ keyword: 'x-expected', schemaType: 'string' });
     ajv.addKeyword({ keyword: 'x-key-expected', schemaType: 'string' });
+    // Byte bounds checked in code (UTF-8 bytes, which JSON Schema cannot count).
+    ajv.addKeyword({ keyword: 'x-max-bytes', schemaType: 'number' });
+    ajv.addKeyword({ keyword: 'x-max-total-bytes', schemaType: 'number' });
     validators = { manifest: ajv.compile(manifestSchema), profile: ajv.compile(profileSchema) };
   }
   return validators;
@@ -51,8 +54,17 @@ function fail(kind: DocumentKind, file: string, problems: FieldProblem[]): never
   throw new InvalidInputError(kind, message, { field: problems[0]?.field });
 }
 
+/** Largest manifest or profile document accepted (bytes). */
+export const MAX_DOCUMENT_BYTES = 1024 * 1024;
+/** Alias expansions allowed when a YAML document is turned into values (a billion-laughs guard). */
+const MAX_ALIAS_COUNT = 100;
+
 /** YAML or JSON text to a plain value; syntax errors name file:line:col. */
 function parseText(text: string | Buffer, file: string, kind: DocumentKind): unknown {
+  const size = typeof text === 'string' ? Buffer.byteLength(text) : text.length;
+  if (size > MAX_DOCUMENT_BYTES) {
+    throw new InvalidInputError(kind, `${file}: the document is ${size} bytes, more than the ${MAX_DOCUMENT_BYTES} allowed`);
+  }
   const source = typeof text === 'string' ? text : text.toString('utf8');
   const trimmed = source.trim();
   if (trimmed.startsWith('{')) {
@@ -70,7 +82,12 @@ function parseText(text: string | Buffer, file: string, kind: DocumentKind): unk
     const detail = (error.message.split('\n')[0] ?? '').replace(/ at line \d+, column \d+:?$/, '');
     throw new InvalidInputError(kind, `${where}: syntax error: ${detail}`, { cause: error });
   }
-  return document.toJS({ maxAliasCount: 100 });
+  try {
+    return document.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+  } catch (error) {
+    // yaml throws a ReferenceError for an alias bomb (and for an alias to nothing).
+    throw new InvalidInputError(kind, `${file}: invalid YAML: ${(error as Error).message} (at most ${MAX_ALIAS_COUNT} alias expansions)`, { cause: error });
+  }
 }
 
 function requireMapping(value: unknown, file: string, kind: DocumentKind, what: string): Record<string, unknown> {
@@ -96,6 +113,28 @@ function checkEntrypoint(entrypoint: string): string | FieldProblem {
   return parts.join('/');
 }
 
+const ENV_SCHEMA = manifestSchema.properties.environment;
+/** Largest environment value, UTF-8 bytes (Linux refuses one `NAME=value` over 128 KiB: spawn E2BIG). */
+export const MAX_ENV_VALUE_BYTES: number = ENV_SCHEMA.additionalProperties['x-max-bytes'];
+/** Largest environment altogether (every `NAME=value`), UTF-8 bytes; the kernel's whole limit is 2 MiB. */
+export const MAX_ENV_TOTAL_BYTES: number = ENV_SCHEMA['x-max-total-bytes'];
+
+function checkEnvironment(environment: Record<string, string>): FieldProblem[] {
+  const problems: FieldProblem[] = [];
+  let total = 0;
+  for (const [key, value] of Object.entries(environment)) {
+    const bytes = Buffer.byteLength(value);
+    total += Buffer.byteLength(key) + bytes + 2;
+    if (bytes > MAX_ENV_VALUE_BYTES) {
+      problems.push({ field: `environment.${key}`, message: `field "environment.${key}" must be at most ${MAX_ENV_VALUE_BYTES} bytes (got ${bytes} bytes)` });
+    }
+  }
+  if (problems.length === 0 && total > MAX_ENV_TOTAL_BYTES) {
+    problems.push({ field: 'environment', message: `field "environment" must be at most ${MAX_ENV_TOTAL_BYTES} bytes in all (NAME=value entries; got ${total} bytes)` });
+  }
+  return problems;
+}
+
 /** Parses a manifest (YAML or JSON). `file` names the source in error messages. */
 export function parseManifest(text: string | Buffer, file: string): Manifest {
   const raw = requireMapping(parseText(text, file, 'invalid_manifest'), file, 'invalid_manifest', 'manifest');
@@ -112,10 +151,12 @@ export function resolveManifest(partial: unknown, file: string): Manifest {
     if (typeof entrypoint === 'string') value.entrypoint = entrypoint;
     else problems.push(entrypoint);
   }
-  if (problems.length > 0) fail('invalid_manifest', file, problems);
-
   const environment: Record<string, string> = {};
-  for (const [key, env] of Object.entries(value.environment as Record<string, unknown>)) environment[key] = String(env);
+  if (!problems.some((problem) => problem.field === 'environment' || problem.field.startsWith('environment.'))) {
+    for (const [key, env] of Object.entries(value.environment as Record<string, unknown>)) environment[key] = String(env);
+    problems.push(...checkEnvironment(environment));
+  }
+  if (problems.length > 0) fail('invalid_manifest', file, problems);
   const manifest: Manifest = {
     name: value.name as string,
     plugin: value.plugin as string,
@@ -133,6 +174,19 @@ export function resolveManifest(partial: unknown, file: string): Manifest {
   return manifest;
 }
 
+const MEMORY_SCHEMA = profileSchema.properties.isolate.properties.args.properties.memory;
+/** Smallest memory limit a worker can start under (the schema's minimum; kernels refuse tiny limits). */
+export const MIN_MEMORY_BYTES: number = MEMORY_SCHEMA.anyOf[0]!.minimum as number;
+const MEMORY_EXPECTED = MEMORY_SCHEMA['x-expected'];
+
+function parseSize(value: unknown): number | undefined {
+  try {
+    return parseByteSize(value as string | number);
+  } catch {
+    return undefined;
+  }
+}
+
 /** Parses a profile (YAML or JSON); missing fields get Cocaine's defaults. An empty file is all defaults. */
 export function parseProfile(text: string | Buffer, file: string): Profile {
   const raw = parseText(text, file, 'invalid_profile');
@@ -148,12 +202,13 @@ export function resolveProfile(partial: unknown, file: string): Profile {
   const isolate = value.isolate as { type: string; args?: Record<string, unknown> } | undefined;
   const memoryChecked = !problems.some((problem) => problem.field === 'isolate.args.memory' || problem.field === 'isolate.args' || problem.field === 'isolate');
   if (memoryChecked && isolate?.args?.memory !== undefined) {
-    try {
-      isolate.args.memory = parseByteSize(isolate.args.memory as string | number);
-    } catch {
+    const bytes = parseSize(isolate.args.memory);
+    if (bytes !== undefined && bytes >= MIN_MEMORY_BYTES) {
+      isolate.args.memory = bytes;
+    } else {
       problems.push({
         field: 'isolate.args.memory',
-        message: `field "isolate.args.memory" must be a byte count (integer >= 1) or a size such as "64M" or "1G" (got ${JSON.stringify(isolate.args.memory)})`,
+        message: `field "isolate.args.memory" must be ${MEMORY_EXPECTED} (got ${JSON.stringify(isolate.args.memory)})`,
       });
     }
   }

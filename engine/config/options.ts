@@ -60,6 +60,13 @@ export const DEFAULT_ENGINE_OPTIONS: Readonly<EngineOptions> = Object.freeze({
   logLevel: 'info',
 });
 
+/** Largest value of a numeric option (durations stay below setTimeout's 2^31-1 ms). */
+export const OPTION_MAXIMUM: Partial<Record<keyof EngineOptions, number>> = {
+  drainTimeoutMs: 86_400_000,
+  retryBaseDelayMs: 3_600_000,
+  ackWaitMs: 86_400_000,
+};
+
 const ENV: Record<string, keyof EngineOptions> = {
   COCAINE_LISTEN: 'listen',
   COCAINE_DATA: 'dataDir',
@@ -157,6 +164,10 @@ function coerce(field: keyof EngineOptions, value: unknown, source: string): unk
     const number = typeof value === 'number' ? value : Number(value);
     if (!Number.isFinite(number) || number < 0) {
       throw new InvalidInputError('invalid_argument', `${source} must be a non-negative number (got ${JSON.stringify(value)})`, { field });
+    }
+    const maximum = OPTION_MAXIMUM[field];
+    if (maximum !== undefined && number > maximum) {
+      throw new InvalidInputError('invalid_argument', `${source} must be at most ${maximum} (got ${JSON.stringify(value)})`, { field });
     }
     return number;
   }

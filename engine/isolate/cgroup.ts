@@ -114,6 +114,10 @@ class CgroupWorker implements WorkerProcess {
     this.inner.onOutput(listener);
   }
 
+  onOutputData(listener: (stream: OutputStream, chunk: Buffer) => void): void {
+    this.inner.onOutputData(listener);
+  }
+
   signal(signal: 'SIGTERM' | 'SIGKILL'): void {
     if (this.done) return;
     this.inner.signal(signal);
@@ -136,5 +140,5 @@ function assertExecutable(spec: SpawnSpec): void {
     }
   }
   const code = spec.command.includes('/') ? 'ENOENT or not executable' : 'ENOENT (not found on the spec PATH)';
-  throw new UnavailableError('spawn_failed', `cannot start worker ${spec.workerId} of app ${spec.app}: command '${spec.command}' failed: ${code}`);
+  throw new UnavailableError('spawn_failed', `cannot start worker ${spec.workerId} of app "${spec.app}": command '${spec.command}' failed: ${code}`);
 }

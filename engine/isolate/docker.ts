@@ -14,7 +14,7 @@ import {
   pluginMount,
 } from './docker-paths.js';
 import { formatBytes, weightToShares } from './limits.js';
-import { LineSplitter, OutputFanout } from './output-lines.js';
+import { OutputFanout } from './output-lines.js';
 import type { ExitInfo, Isolate, OutputStream, ResourceLimits, SpawnSpec, WorkerPaths, WorkerProcess } from './types.js';
 
 export interface DockerIsolateOptions {
@@ -36,10 +36,10 @@ export const LABEL_APP = 'cocaine.app';
 export const LABEL_WORKER = 'cocaine.worker';
 
 /**
- * Lines kept for the first listener when output comes before anyone listens: a container may write
+ * Bytes kept for the first listener when output comes before anyone listens: a container may write
  * a lot while its start is being confirmed.
  */
-const EARLY_LINES = 10_000;
+const EARLY_BYTES = 1024 * 1024;
 /** How long output may still arrive after the container stopped. */
 const OUTPUT_GRACE_MS = 1000;
 
@@ -67,7 +67,7 @@ export class DockerIsolate implements Isolate {
   }
 
   async spawn(spec: SpawnSpec): Promise<WorkerProcess> {
-    const what = `worker ${spec.workerId} of app ${spec.app}`;
+    const what = `worker ${spec.workerId} of app "${spec.app}"`;
     const args = spec.isolateArgs;
     const image = args.image ?? this.options.defaultImage;
     if (typeof image !== 'string' || image === '') {
@@ -111,6 +111,7 @@ export class DockerIsolate implements Isolate {
       const worker = new DockerWorker(spec.workerId, container, spec.limits, stream, wait, this.docker, () => this.live.delete(container.id));
       this.live.set(container.id, worker);
       try {
+        spec.onStart?.();
         await container.start();
       } catch (error) {
         worker.abandon();
@@ -191,7 +192,7 @@ export class DockerIsolate implements Isolate {
 
 class DockerWorker implements WorkerProcess {
   readonly exited: Promise<ExitInfo>;
-  private readonly output = new OutputFanout(EARLY_LINES);
+  private readonly output = new OutputFanout(EARLY_BYTES);
   private done = false;
   private abandoned = false;
 
@@ -204,16 +205,15 @@ class DockerWorker implements WorkerProcess {
     docker: Dockerode,
     onGone: () => void,
   ) {
-    const stdout = new LineSplitter((line) => this.output.deliver('stdout', line));
-    const stderr = new LineSplitter((line) => this.output.deliver('stderr', line));
-    const sink = (splitter: LineSplitter) =>
+    const output = this.output;
+    const sink = (name: OutputStream) =>
       new Writable({
         write(chunk: Buffer, _encoding, callback) {
-          splitter.push(chunk);
+          output.deliver(name, chunk);
           callback();
         },
       });
-    docker.modem.demuxStream(stream, sink(stdout), sink(stderr));
+    docker.modem.demuxStream(stream, sink('stdout'), sink('stderr'));
     const outputEnded = new Promise<void>((resolve) => {
       stream.once('end', resolve);
       stream.once('close', resolve);
@@ -229,8 +229,7 @@ class DockerWorker implements WorkerProcess {
       this.done = true;
       await Promise.race([outputEnded, new Promise((resolve) => setTimeout(resolve, OUTPUT_GRACE_MS))]);
       (stream as NodeJS.ReadableStream & { destroy?: () => void }).destroy?.();
-      stdout.end();
-      stderr.end();
+      this.output.end();
       let oomKilled = false;
       if (!this.abandoned) {
         try {
@@ -248,6 +247,10 @@ class DockerWorker implements WorkerProcess {
   }
 
   onOutput(listener: (stream: OutputStream, line: string) => void): void {
+    this.output.listenLines(listener);
+  }
+
+  onOutputData(listener: (stream: OutputStream, chunk: Buffer) => void): void {
     this.output.listen(listener);
   }
 

@@ -1,9 +1,7 @@
 import { InvalidInputError } from '../errors/index.js';
 import { parseByteSize } from '../../manifests/byte-size.js';
+import { MIN_MEMORY_BYTES } from '../../manifests/validate.js';
 import type { ResourceLimits } from './types.js';
-
-/** Smallest memory limit a worker can start under (the kernel refuses tiny v1 limits anyway). */
-const MIN_MEMORY_BYTES = 4 * 1024 * 1024;
 
 /**
  * Resource limits from a profile's `isolate.args` (`memory`, `cpus`, `cpu-weight`, `pids`); other

@@ -61,30 +61,55 @@ function cutAt(text: string, maxBytes: number): number {
   return Math.max(i, 1);
 }
 
-type OutputListener = (stream: 'stdout' | 'stderr', line: string) => void;
+type Stream = 'stdout' | 'stderr';
+type DataListener = (stream: Stream, chunk: Buffer) => void;
+type LineListener = (stream: Stream, line: string) => void;
 
 /**
- * Hands a worker's output lines to its listeners; lines that come before the first listener is
- * registered are kept (up to `earlyLimit`) and replayed to it, so no first line is lost.
+ * Hands a worker's raw output chunks to its listeners: no per-line work unless a listener asked
+ * for lines (`listenLines`). Output that comes before the first listener is kept (up to
+ * `earlyBytes`) and replayed to it, so no first line is lost.
  */
 export class OutputFanout {
-  private readonly listeners: OutputListener[] = [];
-  private early: Array<[stream: 'stdout' | 'stderr', line: string]> | undefined = [];
+  private readonly listeners: DataListener[] = [];
+  private readonly splitters: LineSplitter[] = [];
+  private early: Array<[stream: Stream, chunk: Buffer]> | undefined = [];
+  private earlyBytes = 0;
+  private ended = false;
 
-  constructor(private readonly earlyLimit = 1_000) {}
+  constructor(private readonly earlyLimit = 1024 * 1024) {}
 
-  listen(listener: OutputListener): void {
+  listen(listener: DataListener): void {
     this.listeners.push(listener);
     const early = this.early;
     this.early = undefined;
-    if (early) for (const [stream, line] of early) listener(stream, line);
+    if (early) for (const [stream, chunk] of early) listener(stream, chunk);
   }
 
-  deliver(stream: 'stdout' | 'stderr', line: string): void {
+  /** Lines instead of chunks; the last unterminated line comes at `end()`. */
+  listenLines(listener: LineListener): void {
+    const stdout = new LineSplitter((line) => listener('stdout', line));
+    const stderr = new LineSplitter((line) => listener('stderr', line));
+    this.splitters.push(stdout, stderr);
+    this.listen((stream, chunk) => (stream === 'stdout' ? stdout : stderr).push(chunk));
+    if (this.ended) this.end();
+  }
+
+  deliver(stream: Stream, chunk: Buffer): void {
     if (this.early) {
-      if (this.early.length < this.earlyLimit) this.early.push([stream, line]);
+      if (this.earlyBytes < this.earlyLimit) {
+        const kept = chunk.subarray(0, this.earlyLimit - this.earlyBytes);
+        this.early.push([stream, kept]);
+        this.earlyBytes += kept.length;
+      }
       return;
     }
-    for (const listener of this.listeners) listener(stream, line);
+    for (const listener of this.listeners) listener(stream, chunk);
+  }
+
+  /** The output ended: line listeners get their last unterminated lines. */
+  end(): void {
+    this.ended = true;
+    for (const splitter of this.splitters.splice(0)) splitter.end();
   }
 }

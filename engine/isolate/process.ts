@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { UnavailableError } from '../errors/index.js';
-import { LineSplitter, OutputFanout } from './output-lines.js';
+import { OutputFanout } from './output-lines.js';
 import { PidRegistry, killGroup, processStartTime } from './pid-registry.js';
 import type { ExitInfo, Isolate, OutputStream, SpawnSpec, WorkerPaths, WorkerProcess } from './types.js';
 
@@ -12,8 +12,8 @@ export interface ProcessIsolateOptions {
   engineId: string;
 }
 
-/** Lines kept for the first listener when output comes before anyone listens. */
-const EARLY_LINES = 1000;
+/** Bytes kept for the first listener when output comes before anyone listens. */
+const EARLY_BYTES = 1024 * 1024;
 /** How long a dead worker's pipes may stay open (held by something it left) before we stop reading. */
 const PIPE_GRACE_MS = 1000;
 
@@ -37,10 +37,11 @@ export class ProcessIsolate implements Isolate {
   }
 
   async spawn(spec: SpawnSpec): Promise<WorkerProcess> {
-    const what = `worker ${spec.workerId} of app ${spec.app}`;
+    const what = `worker ${spec.workerId} of app "${spec.app}"`;
     if (!existsSync(spec.appDir)) {
       throw new UnavailableError('spawn_failed', `cannot start ${what}: the app directory ${spec.appDir} does not exist`);
     }
+    spec.onStart?.();
     const child = spawn(spec.command, spec.args, {
       cwd: spec.appDir,
       env: spec.env,
@@ -81,7 +82,7 @@ export class ProcessIsolate implements Isolate {
 class ProcessWorker implements WorkerProcess {
   readonly pid: number;
   readonly exited: Promise<ExitInfo>;
-  private readonly output = new OutputFanout(EARLY_LINES);
+  private readonly output = new OutputFanout(EARLY_BYTES);
   private done = false;
   private reaped = false;
 
@@ -91,18 +92,15 @@ class ProcessWorker implements WorkerProcess {
     onGone: () => void,
   ) {
     this.pid = child.pid!;
-    const stdout = new LineSplitter((line) => this.output.deliver('stdout', line));
-    const stderr = new LineSplitter((line) => this.output.deliver('stderr', line));
-    child.stdout!.on('data', (data: Buffer) => stdout.push(data));
-    child.stderr!.on('data', (data: Buffer) => stderr.push(data));
+    child.stdout!.on('data', (data: Buffer) => this.output.deliver('stdout', data));
+    child.stderr!.on('data', (data: Buffer) => this.output.deliver('stderr', data));
     this.exited = new Promise<ExitInfo>((resolve) => {
       let graceTimer: NodeJS.Timeout | undefined;
       const finish = (code: number | null, signal: NodeJS.Signals | null) => {
         if (this.done) return;
         this.done = true;
         clearTimeout(graceTimer);
-        stdout.end();
-        stderr.end();
+        this.output.end();
         onGone();
         resolve({ code, signal });
       };
@@ -122,6 +120,10 @@ class ProcessWorker implements WorkerProcess {
   }
 
   onOutput(listener: (stream: OutputStream, line: string) => void): void {
+    this.output.listenLines(listener);
+  }
+
+  onOutputData(listener: (stream: OutputStream, chunk: Buffer) => void): void {
     this.output.listen(listener);
   }
 

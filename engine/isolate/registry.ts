@@ -1,5 +1,8 @@
 import type { Isolate } from './types.js';
 
+/** The isolate types this engine can create; profiles naming another are refused at upload. */
+export const ISOLATE_TYPES = ['process', 'cgroup', 'docker'] as const;
+
 export interface IsolateRegistryOptions {
   engineId: string;
   /** Directory for isolate bookkeeping (pid records) that outlives a crashed engine. */
@@ -43,7 +46,7 @@ export class IsolateRegistry {
         return new DockerIsolate({ socketPath: dockerSocket, engineId, runDir: stateDir, defaultImage: dockerImage || undefined });
       }
       default:
-        throw new Error(`unknown isolate type "${type}" (known: process, cgroup, docker)`);
+        throw new Error(`unknown isolate type "${type}" (known: ${ISOLATE_TYPES.join(', ')})`);
     }
   }
 

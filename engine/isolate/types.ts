@@ -31,6 +31,11 @@ export interface SpawnSpec {
   limits: ResourceLimits;
   /** Isolate-specific arguments from the profile (e.g. docker image, network). */
   isolateArgs: Record<string, unknown>;
+  /**
+   * Called once, just before the process itself is started (after preparation such as creating
+   * a container): the engine counts startup-timeout from here.
+   */
+  onStart?(): void;
 }
 
 export interface ExitInfo {
@@ -48,8 +53,10 @@ export interface WorkerProcess {
   readonly pid?: number;
   /** Resolves once the process is gone and reaped (never rejects). */
   readonly exited: Promise<ExitInfo>;
-  /** Called for every complete output line. */
+  /** Called for every complete output line (and a last unterminated one at exit). */
   onOutput(listener: (stream: OutputStream, line: string) => void): void;
+  /** Called for every raw chunk of output, as read: no per-line work (the engine's hot path). */
+  onOutputData(listener: (stream: OutputStream, chunk: Buffer) => void): void;
   /** Sends a signal to the worker and everything it started. */
   signal(signal: 'SIGTERM' | 'SIGKILL'): void;
 }

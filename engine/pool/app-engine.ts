@@ -9,6 +9,7 @@ import { Worker, type WorkerExit } from '../worker/worker.js';
 import type { AppLogs } from './app-logs.js';
 import { PooledInvocation, type InvocationOutcome } from './invocation.js';
 import { respawnDelayMs } from './backoff.js';
+import { setLongTimeout } from '../util/timers.js';
 
 export interface AppEngineOptions {
   app: string;
@@ -214,7 +215,7 @@ export class AppEngine {
       socketDir: options.socketDir,
       limits: options.limits,
       isolateArgs: options.profile.isolate.args,
-      onOutput: (id, stream, line) => options.logs.add(id, stream, line),
+      onOutputData: (id, stream, chunk) => options.logs.addOutput(id, stream, chunk),
       onChannelClosed: () => this.dispatch(),
     });
   }
@@ -223,7 +224,7 @@ export class AppEngine {
     const failure = error instanceof EngineError ? error : new UnavailableError('spawn_failed', String((error as Error)?.message ?? error));
     this.counters.crashes++;
     this.startFailures++;
-    this.options.logs.add(workerId, 'engine', `worker failed to start: ${failure.message}`);
+    this.options.logs.add(workerId, 'engine', `start failed: ${failure.message}`);
     const output = (error as { output?: string[] })?.output;
     this.recordCrash(workerId, failure.message, output ?? []);
     if (this.startFailures >= this.options.profile['crash-limit']) {
@@ -322,9 +323,9 @@ export class AppEngine {
     this.state = 'stopping';
     if (this.inFlight.size > 0 && drainMs > 0) {
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, drainMs);
+        const timer = setLongTimeout(resolve, drainMs);
         this.drainWaiters.push(() => {
-          clearTimeout(timer);
+          timer.clear();
           resolve();
         });
       });

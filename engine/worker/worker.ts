@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
-import { createServer, type Server, type Socket } from 'node:net';
+import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import type { Manifest, Profile } from '../../manifests/types.js';
 import type { Plugin } from '../../plugins/types.js';
-import { EngineError, HandlerError, NotFoundError, UnavailableError, type ErrorCode } from '../errors/index.js';
+import { EngineError, UnavailableError, type ErrorCode } from '../errors/index.js';
 import { workerBaseEnv } from '../isolate/clean-env.js';
 import type { ExitInfo, Isolate, OutputStream, ResourceLimits, WorkerProcess } from '../isolate/types.js';
 import {
@@ -12,13 +12,16 @@ import {
   FrameType,
   PROTOCOL_VERSION,
   decodeJson,
-  type ErrorPayload,
   type Frame,
   type HandshakePayload,
 } from '../protocol/frames.js';
-import { FrameConnection } from './connection.js';
+import { MAX_TIMER_MS, setLongTimeout, type LongTimer } from '../util/timers.js';
+import type { FrameConnection } from './connection.js';
+import { acceptEarly, type EarlyConnection } from './early-connection.js';
 import { describeExit, isCleanExit } from './exit-reason.js';
-import { OutputRing } from './output-ring.js';
+import { OutputRing, ringBytesFor } from './output-ring.js';
+import { invokePayload, wireError } from './payloads.js';
+import { spawnWithin } from './spawn-within.js';
 
 export interface ChannelListener {
   onChunk(chunk: Buffer): void;
@@ -46,7 +49,8 @@ export interface WorkerStartOptions {
   socketDir: string;
   limits: ResourceLimits;
   isolateArgs: Record<string, unknown>;
-  onOutput?(workerId: string, stream: OutputStream, line: string): void;
+  /** Raw output chunks as read (lines are split only when someone reads them). */
+  onOutputData?(workerId: string, stream: OutputStream, chunk: Buffer): void;
   /** A channel finished: the worker has room for another session. */
   onChannelClosed?(worker: Worker): void;
 }
@@ -106,7 +110,8 @@ export class Worker {
     this.id = id;
     this.app = options.app;
     this.pid = process.pid;
-    this.output = new OutputRing(Math.max(1, options.profile['crashlog-limit']));
+    const lines = Math.max(1, options.profile['crashlog-limit']);
+    this.output = new OutputRing(ringBytesFor(lines), lines);
   }
 
   /** Spawns the worker and resolves once it has handshaken. Rejects with the reason otherwise. */
@@ -116,6 +121,9 @@ export class Worker {
     await mkdir(options.socketDir, { recursive: true });
     const socketPath = join(options.socketDir, `${workerId}.sock`);
     const server = createServer();
+    // The worker may connect before spawn() returns (a container starts before Docker's answer
+    // arrives): the connection is taken from the first moment, never emitted to nobody.
+    const connection = acceptEarly(server);
     await listen(server, socketPath);
 
     const paths = options.isolate.workerPaths({
@@ -146,12 +154,15 @@ export class Worker {
       COCAINE_ENDPOINT: paths.endpoint,
       COCAINE_ENTRYPOINT: options.manifest.entrypoint,
       COCAINE_HEARTBEAT_MS: String(Math.round(heartbeatMs)),
-      COCAINE_DISOWN_MS: String(Math.max(2_000, Math.round(profile['heartbeat-timeout'] * 2_000))),
+      // A runtime's own timers hold at most 2^31-1 ms.
+      COCAINE_DISOWN_MS: String(Math.min(MAX_TIMER_MS, Math.max(2_000, Math.round(profile['heartbeat-timeout'] * 2_000)))),
     };
 
+    const timeoutMs = profile['startup-timeout'] * 1000;
     let process: WorkerProcess;
+    let deadline: number;
     try {
-      process = await options.isolate.spawn({
+      const spec = {
         workerId,
         app: options.app,
         command: launch.command,
@@ -162,22 +173,24 @@ export class Worker {
         pluginDir: options.plugin.runtimeDir,
         limits: options.limits,
         isolateArgs: options.isolateArgs,
-      });
+      };
+      ({ process, deadline } = await spawnWithin(options.isolate, spec, timeoutMs, connection));
     } catch (error) {
       server.close();
+      connection.cancel();
       await rm(socketPath, { force: true });
       if (error instanceof EngineError) throw error;
       throw new UnavailableError('spawn_failed', `cannot start a worker of app "${options.app}": ${(error as Error).message}`, { cause: error });
     }
 
     const worker = new Worker(options, process, workerId);
-    process.onOutput((stream, line) => {
-      worker.output.push(line);
-      options.onOutput?.(workerId, stream, line);
+    process.onOutputData((stream, chunk) => {
+      worker.output.push('', stream, chunk);
+      options.onOutputData?.(workerId, stream, chunk);
     });
     void process.exited.then((exit) => worker.onProcessExit(exit));
     try {
-      await worker.awaitHandshake(server, socketPath, profile['startup-timeout'] * 1000);
+      await worker.awaitHandshake(connection, socketPath, deadline - Date.now(), timeoutMs);
     } finally {
       server.close();
       await rm(socketPath, { force: true });
@@ -238,9 +251,8 @@ export class Worker {
       this.state = 'terminating';
       this.killReason = reason;
       this.connection?.send(FrameType.TERMINATE, CONTROL_CHANNEL, Buffer.from(JSON.stringify({ code: 0, reason })));
-      const grace = setTimeout(() => this.process.signal('SIGKILL'), this.options.profile['termination-timeout'] * 1000);
-      grace.unref();
-      void this.process.exited.finally(() => clearTimeout(grace));
+      const grace = setLongTimeout(() => this.process.signal('SIGKILL'), this.options.profile['termination-timeout'] * 1000).unref();
+      void this.process.exited.finally(() => grace.clear());
     }
     return this.waitExit();
   }
@@ -262,31 +274,34 @@ export class Worker {
     return new Promise((resolve) => this.onExit(resolve));
   }
 
-  private awaitHandshake(server: Server, socketPath: string, timeoutMs: number): Promise<void> {
+  /** Waits `remainingMs` of the startup-timeout (`timeoutMs`, counted from the process's start). */
+  private awaitHandshake(early: EarlyConnection, socketPath: string, remainingMs: number, timeoutMs: number): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       let settled = false;
       const settle = (error?: Error) => {
         if (settled) return;
         settled = true;
-        clearTimeout(timer);
+        timer.clear();
         if (error) reject(error);
         else resolve();
       };
-      const timer = setTimeout(() => {
+      const timer: LongTimer = setLongTimeout(() => {
         const seconds = timeoutMs / 1000;
-        void this.kill('startup_timeout', `worker did not handshake within the startup-timeout of ${seconds}s`).then((exit) =>
+        void this.kill('startup_timeout', `did not handshake within the startup-timeout of ${seconds}s`).then((exit) =>
           settle(new UnavailableError('startup_timeout', exit.reason)),
         );
-      }, timeoutMs);
+      }, Math.max(0, remainingMs));
       this.onExit((exit) => settle(Object.assign(new UnavailableError(startFailureCode(exit.code), exit.reason), { output: exit.output })));
-      server.once('connection', (socket: Socket) => {
-        server.close();
-        this.connection = new FrameConnection(
-          socket,
+      void early.connected.then((connection) => {
+        if (settled) {
+          connection.destroy();
+          return;
+        }
+        this.connection = connection;
+        early.attach(
           (frame) => {
             if (!this.handshaken) {
-              const error = this.acceptHandshake(frame, socketPath);
-              settle(error);
+              settle(this.acceptHandshake(frame, socketPath));
               return;
             }
             this.onFrame(frame);
@@ -299,18 +314,18 @@ export class Worker {
 
   private acceptHandshake(frame: Frame, socketPath: string): Error | undefined {
     if (frame.type !== FrameType.HANDSHAKE || frame.channel !== CONTROL_CHANNEL) {
-      void this.kill('spawn_failed', `worker sent frame type ${frame.type} before its handshake (protocol error)`);
+      void this.kill('spawn_failed', `sent frame type ${frame.type} instead of a handshake (protocol error)`);
       return new UnavailableError('spawn_failed', `worker on ${socketPath} broke the protocol before its handshake`);
     }
     let handshake: HandshakePayload;
     try {
       handshake = decodeJson<HandshakePayload>(frame);
     } catch {
-      void this.kill('spawn_failed', 'worker sent a handshake that is not valid JSON (protocol error)');
+      void this.kill('spawn_failed', 'sent a handshake that is not valid JSON (protocol error)');
       return new UnavailableError('spawn_failed', 'worker sent a malformed handshake');
     }
     if (handshake.worker !== this.id) {
-      void this.kill('spawn_failed', `worker handshook as "${handshake.worker}", expected "${this.id}"`);
+      void this.kill('spawn_failed', `handshook as "${handshake.worker}", expected "${this.id}" (protocol error)`);
       return new UnavailableError('spawn_failed', 'worker handshook with the wrong id');
     }
     const profileConcurrency = this.options.profile.concurrency;
@@ -321,6 +336,9 @@ export class Worker {
     if (this.state === 'starting') this.state = 'active';
     this.idleSince = Date.now();
     this.startHeartbeatWatch();
+    // Acknowledges the handshake: the worker hears from the engine at once, not only when its
+    // first heartbeat is answered.
+    this.connection?.send(FrameType.HEARTBEAT, CONTROL_CHANNEL);
     return undefined;
   }
 
@@ -334,7 +352,7 @@ export class Worker {
       if (silentFor > timeoutMs) {
         void this.kill(
           'heartbeat_timeout',
-          `worker sent no heartbeat for ${(silentFor / 1000).toFixed(1)}s (heartbeat-timeout ${timeoutMs / 1000}s): hung, killed`,
+          `sent nothing for ${(silentFor / 1000).toFixed(1)}s (heartbeat-timeout ${timeoutMs / 1000}s): hung`,
         );
       }
     }, period);
@@ -367,7 +385,7 @@ export class Worker {
         return;
       }
       default:
-        void this.kill('worker_crashed', `worker sent unknown frame type ${frame.type} on channel ${frame.channel} (protocol error)`);
+        void this.kill('worker_crashed', `sent unknown frame type ${frame.type} on channel ${frame.channel} (protocol error)`);
     }
   }
 
@@ -378,7 +396,7 @@ export class Worker {
 
   private onConnectionClosed(error?: Error): void {
     if (error && !this.killCode) {
-      void this.kill('worker_crashed', `worker broke the protocol: ${error.message}`);
+      void this.kill('worker_crashed', `broke the protocol: ${error.message}`);
       return;
     }
     if (this.state === 'dead') return;
@@ -398,49 +416,14 @@ export class Worker {
     const code: ErrorCode | '' = expected ? '' : this.killCode || (this.handshaken ? 'worker_crashed' : 'spawn_failed');
     const what = this.killReason && this.killCode ? `${this.killReason} (${describeExit(exit)})` : describeExit(exit);
     const tail = this.output.tail(5);
-    const reason = `worker ${this.id.slice(0, 8)} of app "${this.app}" ${what}${this.handshaken ? '' : ' before its handshake'}${tail ? `; last output: ${tail}` : ''}`;
+    const when = this.handshaken || this.killCode === 'startup_timeout' || this.killCode === 'spawn_failed' ? '' : ' before its handshake';
+    const reason = `worker ${this.id.slice(0, 8)} of app "${this.app}" ${what}${when}${tail ? `; last output: ${tail}` : ''}`;
     this.exitInfo = { workerId: this.id, exit, code, reason, expected, handshaken: this.handshaken, output: this.output.all() };
     const failure = new UnavailableError(channelFailureCode(code), expected ? `worker ${this.id.slice(0, 8)} stopped: ${this.killReason}` : reason);
     const open = [...this.channels.values()];
     this.channels.clear();
     for (const channel of open) channel.listener.onError(failure);
     for (const listener of this.exitListeners.splice(0)) listener(this.exitInfo);
-  }
-}
-
-const NO_HEADERS = '{}';
-
-/** The INVOKE payload, without a JSON.stringify of an object per call on the hot path. */
-function invokePayload(event: string, headers: Record<string, string>, deadline: number): Buffer {
-  let encodedHeaders = NO_HEADERS;
-  for (const _key in headers) {
-    encodedHeaders = JSON.stringify(headers);
-    break;
-  }
-  return Buffer.from(`{"event":${JSON.stringify(event)},"headers":${encodedHeaders},"deadline":${deadline}}`);
-}
-
-function wireError(frame: Frame): EngineError {
-  let payload: ErrorPayload;
-  try {
-    payload = decodeJson<ErrorPayload>(frame);
-  } catch {
-    return new EngineError('protocol_error', 'worker sent a malformed ERROR frame');
-  }
-  const message = String(payload.message ?? '');
-  switch (payload.code) {
-    case 'not_found':
-      return new NotFoundError('event_not_found', message || 'no handler for this event');
-    case 'handler':
-      return new HandlerError(message);
-    case 'deadline':
-      return new EngineError('deadline_exceeded', message || 'deadline exceeded');
-    case 'cancelled':
-      return new EngineError('cancelled', message || 'cancelled');
-    case 'protocol':
-      return new EngineError('protocol_error', message);
-    default:
-      return new EngineError('internal', message || `worker error ${String(payload.code)}`);
   }
 }
 

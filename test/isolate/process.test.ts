@@ -90,6 +90,17 @@ describe('ProcessIsolate specifics', () => {
     await isolate.close();
   });
 
+  it('hands raw chunks to data listeners and keeps at most 1 MiB written before the first listener', async () => {
+    const isolate = new ProcessIsolate({ runDir, engineId: 'e-data' });
+    const worker = await isolate.spawn(spec(`head -c 3000000 /dev/zero | tr '\\0' a; printf 'x\\n' >&2`));
+    await worker.exited;
+    const received = { stdout: 0, stderr: 0 };
+    worker.onOutputData((stream, chunk) => (received[stream] += chunk.length));
+    // The early buffer is full of stdout: the later stderr line did not fit.
+    expect(received).toEqual({ stdout: 1024 * 1024, stderr: 0 });
+    await isolate.close();
+  });
+
   it('resolves exited soon when the worker dies and left something holding its pipes', async () => {
     const isolate = new ProcessIsolate({ runDir, engineId: 'e-pipes' });
     const worker = await isolate.spawn(spec('sleep 60 & exit 4'));

@@ -70,7 +70,7 @@ describe('parseManifest', () => {
     const error = refusal(() => parseManifest(text, 'm.yaml'));
     const lines = error.message.split('\n');
     expect(lines).toContain('m.yaml: field "environment.LIST" must be a string (got a list)');
-    expect(lines).toContain('m.yaml: field "events.pong.timeout" must be a number > 0 (got 0)');
+    expect(lines).toContain('m.yaml: field "events.pong.timeout" must be a number > 0 and <= 31536000 (got 0)');
     expect(lines.some((line) => line.startsWith('m.yaml: field "environment" has an invalid key "1A"'))).toBe(true);
     expect(lines.some((line) => line.startsWith('m.yaml: field "events" has an invalid key "bad name"'))).toBe(true);
     expect(lines.some((line) => line.startsWith('m.yaml: unknown field "events.pong.retries"'))).toBe(true);

@@ -51,7 +51,7 @@ describe('profiles', () => {
     const error = refusal(() => parseProfile('pool-limit: 0\n', 'profile.yaml'));
     expect(error.code).toBe('invalid_profile');
     expect(error.field).toBe('pool-limit');
-    expect(error.message).toBe('profile.yaml: field "pool-limit" must be an integer >= 1 (got 0)');
+    expect(error.message).toBe('profile.yaml: field "pool-limit" must be an integer between 1 and 10000 (got 0)');
   });
 
   it('lists all errors, one per line', () => {
@@ -70,14 +70,14 @@ describe('profiles', () => {
     const lines = error.message.split('\n');
     expect(lines).toHaveLength(9);
     expect(lines.every((line) => line.startsWith('busy.yaml: '))).toBe(true);
-    expect(lines).toContain('busy.yaml: field "pool-limit" must be an integer >= 1 (got 2.5)');
-    expect(lines).toContain('busy.yaml: field "concurrency" must be an integer >= 1 (got 0)');
-    expect(lines).toContain('busy.yaml: field "queue-limit" must be an integer >= 1 (got "many")');
-    expect(lines).toContain('busy.yaml: field "startup-timeout" must be a number > 0 (got 0)');
-    expect(lines).toContain('busy.yaml: field "heartbeat-timeout" must be a number > 0 (got -1)');
-    expect(lines).toContain('busy.yaml: field "idle-timeout" must be a number >= 0 (got -1)');
-    expect(lines).toContain('busy.yaml: field "termination-timeout" must be a number > 0 (got 0)');
-    expect(lines).toContain('busy.yaml: field "crash-limit" must be an integer >= 1 (got 0)');
+    expect(lines).toContain('busy.yaml: field "pool-limit" must be an integer between 1 and 10000 (got 2.5)');
+    expect(lines).toContain('busy.yaml: field "concurrency" must be an integer between 1 and 100000 (got 0)');
+    expect(lines).toContain('busy.yaml: field "queue-limit" must be an integer between 1 and 1000000 (got "many")');
+    expect(lines).toContain('busy.yaml: field "startup-timeout" must be a number > 0 and <= 31536000 (got 0)');
+    expect(lines).toContain('busy.yaml: field "heartbeat-timeout" must be a number > 0 and <= 31536000 (got -1)');
+    expect(lines).toContain('busy.yaml: field "idle-timeout" must be a number between 0 and 31536000 (got -1)');
+    expect(lines).toContain('busy.yaml: field "termination-timeout" must be a number > 0 and <= 31536000 (got 0)');
+    expect(lines).toContain('busy.yaml: field "crash-limit" must be an integer between 1 and 1000 (got 0)');
     expect(lines).toContain('busy.yaml: unknown field "pool-limt" (did you mean "pool-limit"?)');
   });
 
@@ -92,8 +92,8 @@ describe('profiles', () => {
     });
   });
 
-  it('accepts a third-party isolate type and the string shorthand', () => {
-    expect(resolveProfile({ isolate: { type: 'firecracker', args: { kernel: '/k' } } }, 'p').isolate).toEqual({ type: 'firecracker', args: { kernel: '/k' } });
+  it('accepts the string shorthand and passes unknown isolate args through', () => {
+    expect(resolveProfile({ isolate: { type: 'docker', args: { kernel: '/k' } } }, 'p').isolate).toEqual({ type: 'docker', args: { kernel: '/k' } });
     expect(parseProfile('isolate: cgroup\n', 'p.yaml').isolate).toEqual({ type: 'cgroup', args: {} });
     expect(resolveProfile({ isolate: { args: { pids: 5 } } }, 'p').isolate).toEqual({ type: 'process', args: { pids: 5 } });
   });
@@ -103,11 +103,11 @@ describe('profiles', () => {
       resolveProfile({ isolate: { type: 'cgroup', args: { memory: '64Q', cpus: 0, 'cpu-weight': 20000, pids: 0, image: '' }, extra: 1 } }, 'p.json'),
     );
     const lines = error.message.split('\n');
-    expect(lines).toContain('p.json: field "isolate.args.memory" must be a byte count (integer >= 1) or a size such as "64M" or "1G" (got "64Q")');
-    expect(lines).toContain('p.json: field "isolate.args.cpus" must be a number > 0 (got 0)');
+    expect(lines).toContain('p.json: field "isolate.args.memory" must be a byte count (integer >= 4194304) or a size of at least "4M" such as "64M" or "1G" (got "64Q")');
+    expect(lines).toContain('p.json: field "isolate.args.cpus" must be a number between 0.01 and 4096 (got 0)');
     expect(lines).toContain('p.json: field "isolate.args.cpu-weight" must be an integer between 1 and 10000 (got 20000)');
-    expect(lines).toContain('p.json: field "isolate.args.pids" must be an integer >= 1 (got 0)');
-    expect(lines).toContain('p.json: field "isolate.args.image" must be a non-empty string (got "")');
+    expect(lines).toContain('p.json: field "isolate.args.pids" must be an integer between 1 and 4194304 (got 0)');
+    expect(lines).toContain('p.json: field "isolate.args.image" must be a non-empty string of at most 4096 characters (got "")');
     expect(lines.some((line) => line.startsWith('p.json: unknown field "isolate.extra"'))).toBe(true);
     expect(refusal(() => resolveProfile({ isolate: { args: { memory: '0M' } } }, 'p.json')).field).toBe('isolate.args.memory');
     // A size that only fails once parsed is reported together with the other problems.

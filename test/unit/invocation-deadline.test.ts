@@ -4,7 +4,7 @@ import { NEAR_DEADLINE_MS, PooledInvocation } from '../../engine/pool/invocation
 const request = { app: 'app', event: 'event', headers: {}, deadline: 0 };
 
 function outcome(invocation: PooledInvocation): Promise<string> {
-  return new Promise((resolve) => invocation.listen({ onChunk: () => undefined, onEnd: () => resolve('end'), onError: (error) => resolve((error as unknown as { code: string }).code) }));
+  return new Promise((resolve) => invocation.listen({ onChunk: () => undefined, onEnd: () => resolve('end'), onError: (error) => resolve((error as Error & { code: string }).code) }));
 }
 
 describe('PooledInvocation deadlines', () => {
