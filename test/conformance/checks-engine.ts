@@ -23,7 +23,6 @@ export const engineChecks: Check[] = [
     name: 'starts in a real engine: the app uploads and its first call succeeds',
     timeoutMs: 120_000,
     async run(kit) {
-      await kit.options.prepare?.();
       const { rpc, target } = await kit.engine();
       const result = await rpc.call(target('echo'), 'first', { timeoutMs: 60_000 * kit.slow });
       expect(codeOf(result), result.error?.message).toBe('OK');

@@ -98,6 +98,7 @@ export const runtimeChecks: Check[] = [
     async run(kit) {
       const peer = await kit.sharedWorker();
       if (!(await peer.firstFrameWithin(kit.startupMs))) {
+        await peer.exitWithin(2_000); // the socket may close just before the exit is reaped
         fail(peer.alive ? `no HANDSHAKE within the startup-timeout of ${kit.startupMs / 1000}s; stderr: ${tail(peer.stderr)}` : `the worker ${describeExit(peer)} before its handshake`);
       }
       kit.handshake = validateHandshake(kit, peer);

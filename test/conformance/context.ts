@@ -65,6 +65,7 @@ export class KitContext {
   private shared?: KitPeer;
   private readonly peers = new Set<KitPeer>();
   private session?: Promise<EngineSession>;
+  private prepared?: Promise<void>;
 
   constructor(readonly options: ConformanceOptions) {
     this.slow = options.slow ?? 1;
@@ -82,6 +83,7 @@ export class KitContext {
 
   /** Starts one worker of the runtime directly (the kit plays the engine), on this host. */
   async launch(overrides: LaunchOverrides = {}): Promise<KitPeer> {
+    await this.prepare();
     const plugin = await this.loadPlugin();
     const entrypoint = overrides.entrypoint ?? this.manifest.entrypoint;
     const environment = this.manifest.environment;
@@ -131,9 +133,23 @@ export class KitContext {
     return join(dirname(entry), `missing-conformance-${basename(entry)}`);
   }
 
-  /** A real engine with the app uploaded under a kit profile; started once, on first use. */
+  /** Runs the options' prepare() once (before the first worker or upload). */
+  prepare(): Promise<void> {
+    this.prepared ??= Promise.resolve(this.options.prepare?.());
+    return this.prepared;
+  }
+
+  /**
+   * A real engine with the app uploaded under a kit profile; started once, on first use. The
+   * direct checks' shared worker is stopped first: from here on the engine owns the app's workers.
+   */
   engine(): Promise<EngineSession> {
-    this.session ??= this.startEngine();
+    this.session ??= (async () => {
+      if (this.shared) await this.release(this.shared);
+      this.shared = undefined;
+      await this.prepare();
+      return this.startEngine();
+    })();
     return this.session;
   }
 
