@@ -22,18 +22,21 @@ function describeExit(peer: KitPeer): string {
 }
 
 /** Waits for a channel to finish; fails naming the event if it does not within `ms`. */
-async function finished(channel: KitChannel, what: string, ms: number): Promise<Awaited<KitChannel['done']>> {
+async function finished(peer: KitPeer, channel: KitChannel, what: string, ms: number): Promise<Awaited<KitChannel['done']>> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms)));
   const result = await Promise.race([channel.done, timeout]);
   clearTimeout(timer);
   if (!result) fail(`${what}: no END or ERROR within ${ms / 1000}s`);
-  if (result.gone) fail(`${what}: ${result.gone}`);
+  if (result.gone) {
+    await peer.exitWithin(2_000); // the socket closes just before the exit is reaped
+    fail(`${what}: ${peer.exit ? `the worker ${describeExit(peer)}` : result.gone}`);
+  }
   return result;
 }
 
-async function bodyOf(channel: KitChannel, what: string, ms: number): Promise<Buffer> {
-  const result = await finished(channel, what, ms);
+async function bodyOf(peer: KitPeer, channel: KitChannel, what: string, ms: number): Promise<Buffer> {
+  const result = await finished(peer, channel, what, ms);
   if (result.error) fail(`${what}: answered ERROR ${JSON.stringify(result.error)}`);
   return Buffer.concat(channel.chunks);
 }
@@ -112,7 +115,9 @@ export const runtimeChecks: Check[] = [
       const entrypoint = kit.missingEntrypoint();
       const peer = await kit.launch({ entrypoint });
       try {
-        const exit = await peer.exitWithin(kit.startupMs);
+        // Whichever comes first: the exit, or a frame (which must never come).
+        await Promise.race([peer.exitWithin(kit.startupMs), peer.firstFrameWithin(kit.startupMs)]);
+        const exit = peer.firstFrame ? undefined : await peer.exitWithin(2_000);
         if (peer.firstFrame) fail(`it sent ${frameName(peer.firstFrame.type)} although its entrypoint ${entrypoint} does not exist: a broken app must fail at start, not serve`);
         if (!exit) fail(`still running ${kit.startupMs / 1000}s after failing to load ${entrypoint}: it must exit 1`);
         if (exit.code !== 1) fail(`exited with code ${exit.code} (signal ${exit.signal}), expected 1`);
@@ -164,7 +169,7 @@ export const runtimeChecks: Check[] = [
     timeoutMs: 20_000,
     async run(kit) {
       const peer = await kit.sharedWorker();
-      const result = await finished(peer.invoke('conformance-no-such-event'), 'event conformance-no-such-event', 10_000 * kit.slow);
+      const result = await finished(peer, peer.invoke('conformance-no-such-event'), 'event conformance-no-such-event', 10_000 * kit.slow);
       if (result.end) fail('answered END (success) for an event the app does not have');
       if (result.error?.code !== 'not_found') fail(`answered ERROR code "${result.error?.code}", expected "not_found" (callers would see ${result.error?.code === 'handler' ? 'UNKNOWN' : 'INTERNAL'} instead of NOT_FOUND)`);
     },
@@ -177,7 +182,7 @@ export const runtimeChecks: Check[] = [
       const peer = await kit.sharedWorker();
       peer.sendRaw(0x42, 0, Buffer.from('{"conformance":"a future control frame"}'));
       peer.sendRaw(8, 0);
-      const body = await bodyOf(peer.invoke('echo', ['still here']), 'echo after unknown control frames', 10_000 * kit.slow);
+      const body = await bodyOf(peer, peer.invoke('echo', ['still here']), 'echo after unknown control frames', 10_000 * kit.slow);
       if (body.toString() !== 'still here') fail(`echo answered ${JSON.stringify(body.toString())}`);
       if (!peer.alive) fail(`the worker ${describeExit(peer)}`);
     },
@@ -190,7 +195,7 @@ export const runtimeChecks: Check[] = [
       const peer = await kit.sharedWorker();
       const limit = 4 * DIRECT_HEARTBEAT_MS * kit.slow;
       const started = Date.now();
-      const body = await bodyOf(peer.invoke('sleep', ['1600']), 'sleep 1600', 10_000 * kit.slow);
+      const body = await bodyOf(peer, peer.invoke('sleep', ['1600']), 'sleep 1600', 10_000 * kit.slow);
       const ended = Date.now();
       if (body.toString() !== 'slept') fail(`sleep answered ${JSON.stringify(body.toString())}, expected "slept"`);
       const beats = [started, ...peer.heartbeatsAt.filter((at) => at > started && at < ended), ended];
@@ -249,7 +254,7 @@ export const runtimeChecks: Check[] = [
       const channel = peer.invoke('big', [String(size)]);
       await sleep(2_000);
       peer.resumeReading();
-      const body = await bodyOf(channel, 'big 16 MiB read slowly', 30_000 * kit.slow);
+      const body = await bodyOf(peer, channel, 'big 16 MiB read slowly', 30_000 * kit.slow);
       checkPattern(body, size, 'big 16 MiB read slowly');
       if (!peer.alive) fail(`the worker ${describeExit(peer)}`);
     },

@@ -113,7 +113,7 @@ export class KitContext {
 
   /** The worker the protocol checks share (started by the handshake check; restarted if it died). */
   async sharedWorker(): Promise<KitPeer> {
-    if (!this.shared || !this.shared.alive) {
+    if (!this.shared || !this.shared.usable) {
       if (this.shared) await this.release(this.shared);
       this.shared = await this.launch();
       await this.shared.firstFrameWithin(this.startupMs);

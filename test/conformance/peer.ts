@@ -105,6 +105,11 @@ export class KitPeer {
     return this.exit === undefined;
   }
 
+  /** Still connected and running: fit for more checks. */
+  get usable(): boolean {
+    return this.alive && this.gone === undefined;
+  }
+
   /** Resolves once the worker's first frame arrived, or it went away; false on timeout. */
   async firstFrameWithin(ms: number): Promise<boolean> {
     if (this.firstFrame || this.gone) return this.firstFrame !== undefined;
