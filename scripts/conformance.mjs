@@ -122,6 +122,7 @@ function ensureBuilt() {
     if (tsc.status !== 0) throw Object.assign(new Error('the build failed'), { status: tsc.status ?? 1 });
     let replaced = 0;
     const now = new Date();
+    const staleOutputs = new Set(outdated.map(({ output }) => output));
     const install = (dir) => {
       for (const entry of readdirSync(dir, { withFileTypes: true })) {
         const built = join(dir, entry.name);
@@ -131,7 +132,7 @@ function ensureBuilt() {
         }
         const target = join(root, 'dist', relative(out, built));
         if (existsSync(target) && readFileSync(target).equals(readFileSync(built))) {
-          utimesSync(target, now, now); // unchanged: only marked current
+          if (staleOutputs.has(target)) utimesSync(target, now, now); // same content: only marked current
           continue;
         }
         mkdirSync(dirname(target), { recursive: true });
