@@ -9,7 +9,6 @@
 // half-written module when this script ran `npm run build`).
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, statSync, utimesSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -116,7 +115,9 @@ function ensureBuilt() {
     return;
   }
   process.stderr.write(`conformance: ${outdated.length} source file(s) newer than dist/, building...\n`);
-  const out = mkdtempSync(join(tmpdir(), 'cocaine-conformance-build-'));
+  // A sibling of dist/: source maps name their sources relative to the output, so only an
+  // output directory at dist/'s depth builds maps identical to dist/'s.
+  const out = mkdtempSync(join(root, '.dist-conformance-'));
   try {
     const tsc = spawnSync('npx', ['tsc', '-p', 'tsconfig.json', '--outDir', out], { cwd: root, stdio: 'inherit' });
     if (tsc.status !== 0) throw Object.assign(new Error('the build failed'), { status: tsc.status ?? 1 });
