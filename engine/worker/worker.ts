@@ -116,6 +116,9 @@ export class Worker {
     await mkdir(options.socketDir, { recursive: true });
     const socketPath = join(options.socketDir, `${workerId}.sock`);
     const server = createServer();
+    // Listened for before the spawn: a quick runtime connects before a slow spawn() returns (docker
+    // answers `start` after the process runs), and a 'connection' nobody listens for is lost.
+    const connection = new Promise<Socket>((resolve) => server.once('connection', resolve));
     await listen(server, socketPath);
 
     const paths = options.isolate.workerPaths({
@@ -177,7 +180,7 @@ export class Worker {
     });
     void process.exited.then((exit) => worker.onProcessExit(exit));
     try {
-      await worker.awaitHandshake(server, socketPath, profile['startup-timeout'] * 1000);
+      await worker.awaitHandshake(server, connection, socketPath, profile['startup-timeout'] * 1000);
     } finally {
       server.close();
       await rm(socketPath, { force: true });
@@ -262,7 +265,7 @@ export class Worker {
     return new Promise((resolve) => this.onExit(resolve));
   }
 
-  private awaitHandshake(server: Server, socketPath: string, timeoutMs: number): Promise<void> {
+  private awaitHandshake(server: Server, connection: Promise<Socket>, socketPath: string, timeoutMs: number): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       let settled = false;
       const settle = (error?: Error) => {
@@ -279,7 +282,7 @@ export class Worker {
         );
       }, timeoutMs);
       this.onExit((exit) => settle(Object.assign(new UnavailableError(startFailureCode(exit.code), exit.reason), { output: exit.output })));
-      server.once('connection', (socket: Socket) => {
+      void connection.then((socket: Socket) => {
         server.close();
         this.connection = new FrameConnection(
           socket,
