@@ -61,6 +61,7 @@ if (!values['build-only']) {
   if (!existsSync(join(values.app, 'manifest.yaml'))) usage(`--app ${values.app}: no manifest.yaml there`);
   if (values.serial && values.parallel) usage('--serial and --parallel exclude each other');
   if (!['process', 'cgroup', 'docker'].includes(values.isolate)) usage(`--isolate must be process, cgroup or docker (got "${values.isolate}")`);
+  if (values.isolate === 'docker' && !values.image) usage('--isolate docker needs --image (an image with your runtime\'s interpreter)');
   if (!(Number(values.slow) >= 1)) usage(`--slow must be a number ≥ 1 (got "${values.slow}")`);
 }
 

@@ -3,7 +3,7 @@
  * app's manifest, the handshake the runtime sent, workers started directly (no engine), and a
  * real engine started on first use.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parse as parseYaml } from 'yaml';
@@ -168,7 +168,12 @@ export class KitContext {
     const { PluginRegistry } = (await import(url)) as typeof import('../../engine/plugins/registry.js');
     const registry = await PluginRegistry.load({ directories: this.options.pluginsDir ? [this.options.pluginsDir] : [] });
     if (!registry.has(this.options.plugin)) {
-      throw new Error(`plugin "${this.options.plugin}" did not load${registry.problems.length ? `: ${registry.problems.join('; ')}` : ` (loaded: ${registry.list().map((p) => p.name).join(', ')})`}`);
+      const dir = this.options.pluginsDir;
+      const hint =
+        dir && ['index.js', 'index.mjs', 'package.json'].some((file) => existsSync(join(dir, file)))
+          ? `; ${dir} looks like the plugin itself: --plugins-dir takes the directory that holds plugin folders (its parent)`
+          : '';
+      throw new Error(`plugin "${this.options.plugin}" did not load${registry.problems.length ? `: ${registry.problems.join('; ')}` : ` (loaded: ${registry.list().map((p) => p.name).join(', ')})`}${hint}`);
     }
     this.plugin = registry.get(this.options.plugin);
     return this.plugin;
