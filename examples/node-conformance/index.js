@@ -62,4 +62,8 @@ export async function concurrent() {
   return 'done';
 }
 
+export function headers(request) {
+  return JSON.stringify(request.headers);
+}
+
 export { counterEvent as counter };

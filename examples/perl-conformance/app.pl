@@ -77,3 +77,9 @@ handler concurrent => sub {
     Time::HiRes::sleep(0.2);
     return 'done';
 };
+
+# The request headers as a JSON object (a hash result is sent as JSON).
+handler headers => sub {
+    my ($req) = @_;
+    return { %{ $req->headers } };
+};

@@ -1,4 +1,5 @@
 """The events every language's conformance app implements (test/conformance/kit.ts drives them)."""
+import json
 import os
 import signal
 import sys
@@ -81,3 +82,8 @@ def log(request):
 def concurrent(request):
     time.sleep(0.2)
     return "done"
+
+
+@handler
+def headers(request):
+    return json.dumps(request.headers)

@@ -112,7 +112,7 @@ describe('perl runtime: the conformance events', () => {
     const handshake = await peer.handshake;
     expect(handshake).toMatchObject({ protocol: 1, worker: peer.workerId, pid: peer.pid, concurrency: 1 });
     expect(handshake.runtime).toMatch(/^perl 5\.\d+\.\d+$/);
-    expect(handshake.events).toEqual(['big', 'concurrent', 'counter', 'crash', 'echo', 'fail', 'hang', 'log', 'sleep', 'stream', 'upper']);
+    expect(handshake.events).toEqual(['big', 'concurrent', 'counter', 'crash', 'echo', 'fail', 'hang', 'headers', 'log', 'sleep', 'stream', 'upper']);
   });
 
   it('echoes all 256 byte values', async () => {

@@ -328,6 +328,11 @@ sub _send_error {
 sub _send {
     my ($type, $channel, $payload) = @_;
     my $length = length $payload;
+    if ($length > MAX_PAYLOAD) {
+        # One frame carries at most 64 MiB: a larger chunk goes out as several CHUNK frames.
+        _send($type, $channel, substr($payload, $_, MAX_PAYLOAD)) for map { $_ * MAX_PAYLOAD } 0 .. int(($length - 1) / MAX_PAYLOAD);
+        return;
+    }
     if ($length <= JOIN_LIMIT) {
         _write_all(pack('C N N', $type, $channel, $length) . $payload);
     } else {

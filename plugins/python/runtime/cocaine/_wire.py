@@ -40,9 +40,19 @@ class Writer:
             length = len(payload)
             if length <= INLINE_MAX:
                 segments.append(HEADER.pack(type_, channel, length) + payload if length else HEADER.pack(type_, channel, 0))
-            else:
+            elif length <= MAX_PAYLOAD:
                 segments.append(HEADER.pack(type_, channel, length))
                 segments.append(payload)
+            else:
+                # One frame carries at most 64 MiB: a larger chunk goes out as several CHUNK frames.
+                view = memoryview(payload).cast("B")
+                length = len(view)
+                for offset in range(0, length, MAX_PAYLOAD):
+                    piece = view[offset:offset + MAX_PAYLOAD]
+                    segments.append(HEADER.pack(type_, channel, len(piece)))
+                    segments.append(piece)
+                    size += HEADER_SIZE
+                size -= HEADER_SIZE
             size += HEADER_SIZE + length
         with self._cond:
             while self._flushing and self._pending_bytes > HIGH_WATER and not self.broken:
