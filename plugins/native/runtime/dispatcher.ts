@@ -16,6 +16,8 @@ interface Invocation {
   bodyBytes: number;
   ended: boolean;
   cancelled: boolean;
+  /** The app broke the write() rules: the call fails with this, whatever cocaine_handle returns. */
+  misuse?: string;
 }
 
 export class Dispatcher {
@@ -34,9 +36,14 @@ export class Dispatcher {
   }
 
   /** The app's write(), relayed to the main thread: ctx is the channel. */
-  readonly write = (channel: number, data: Buffer | undefined): number => {
+  readonly write = (channel: number, data: Buffer | undefined, misuse?: string): number => {
     const invocation = this.running;
-    if (!invocation || invocation.channel !== channel || invocation.cancelled) return WRITE_CANCELLED;
+    if (!invocation || invocation.channel !== channel || invocation.cancelled || invocation.misuse) return WRITE_CANCELLED;
+    if (misuse) {
+      // Only this call fails; the app is told to stop, as on a cancel.
+      invocation.misuse = misuse;
+      return WRITE_CANCELLED;
+    }
     if (!data) return WRITE_OK;
     // One write larger than a frame may carry becomes several chunks, in order.
     for (let offset = 0; offset < data.length; offset += MAX_FRAME_PAYLOAD) {
@@ -114,6 +121,7 @@ export class Dispatcher {
     } catch (failure) {
       error = { code: 'internal', message: `calling cocaine_handle failed: ${(failure as Error).message}` };
     }
+    if (invocation.misuse && !invocation.cancelled) error = { code: 'handler', message: invocation.misuse };
     if (!invocation.cancelled) {
       if (error) this.wire.send(FrameType.ERROR, invocation.channel, Buffer.from(JSON.stringify(error)));
       else this.wire.send(FrameType.END, invocation.channel);

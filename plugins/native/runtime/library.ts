@@ -16,11 +16,17 @@ export const HANDLER_NOT_FOUND = 1;
 export const WRITE_OK = 0;
 export const WRITE_CANCELLED = 1;
 
+/** The largest single write() the host copies (one JS buffer); larger lengths are a bug in the app. */
+const MAX_WRITE = 2 ** 32 - 1;
+
 /** Size of the error buffer handed to cocaine_init and cocaine_handle. */
 const ERROR_BUFFER_SIZE = 4096;
 
-/** Called on the main thread for each write(); returns WRITE_OK or WRITE_CANCELLED. */
-export type WriteCallback = (ctx: number, data: Buffer | undefined) => number;
+/**
+ * Called on the main thread for each write(); returns WRITE_OK or WRITE_CANCELLED. `misuse` says
+ * what is wrong with a write that breaks the ABI's pointer/length rules (its data is undefined).
+ */
+export type WriteCallback = (ctx: number, data: Buffer | undefined, misuse?: string) => number;
 
 export interface HandleResult {
   code: number;
@@ -115,9 +121,22 @@ export async function loadNativeApp(entrypoint: string, write: WriteCallback): P
   const shutdownFn = optional('void cocaine_shutdown(void)');
 
   const writeCallback = koffi.register((ctx: bigint | null, data: bigint | null, len: number | bigint): number => {
+    const channel = Number(ctx ?? 0);
     const length = Number(len);
-    const chunk = length > 0 && data !== null ? Buffer.from(new Uint8Array(koffi.view(data, length))) : undefined;
-    return write(Number(ctx ?? 0), chunk);
+    if (length === 0) return write(channel, undefined);
+    if (data === null) return write(channel, undefined, `write(ctx, NULL, ${String(len)}): data is NULL but the length is not 0`);
+    if (!Number.isSafeInteger(length) || length < 0 || length > MAX_WRITE) {
+      // koffi may hand a size_t over as signed: show it as the app passed it.
+      const asSizeT = BigInt.asUintN(64, typeof len === 'bigint' ? len : BigInt(Math.trunc(length)));
+      return write(channel, undefined, `write(ctx, data, ${asSizeT}): a length above ${MAX_WRITE} bytes (a negative number passed as size_t?)`);
+    }
+    let chunk: Buffer;
+    try {
+      chunk = Buffer.from(new Uint8Array(koffi.view(data, length)));
+    } catch (error) {
+      return write(channel, undefined, `write(ctx, data, ${length}): cannot read the data: ${(error as Error).message}`);
+    }
+    return write(channel, chunk);
   }, koffi.pointer(WriteFn));
 
   return {

@@ -38,6 +38,15 @@ class Writer:
         size = 0
         for type_, channel, payload in frames:
             length = len(payload)
+            if length > MAX_PAYLOAD:
+                # A result chunk larger than a frame may carry: several CHUNK frames, in order.
+                view = memoryview(payload)
+                for offset in range(0, length, MAX_PAYLOAD):
+                    piece = view[offset:offset + MAX_PAYLOAD]
+                    segments.append(HEADER.pack(type_, channel, len(piece)))
+                    segments.append(piece)
+                size += length + HEADER_SIZE * ((length + MAX_PAYLOAD - 1) // MAX_PAYLOAD)
+                continue
             if length <= INLINE_MAX:
                 segments.append(HEADER.pack(type_, channel, length) + payload if length else HEADER.pack(type_, channel, 0))
             else:
