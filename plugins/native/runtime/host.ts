@@ -9,7 +9,8 @@
  */
 import type { Socket } from 'node:net';
 import { FrameDecoder, FrameType, PROTOCOL_VERSION, type HandshakePayload } from '../../../engine/protocol/frames.js';
-import { connectToEngine, dieBeforeHandshake, keepAlive, readWorkerEnv, type WorkerEnv } from '../../../engine/protocol/worker-env.js';
+import { keepAlive, leave } from '../../../engine/protocol/liveness.js';
+import { connectToEngine, dieBeforeHandshake, readWorkerEnv, type WorkerEnv } from '../../../engine/protocol/worker-env.js';
 import { Dispatcher } from './dispatcher.js';
 import { NATIVE_ABI_VERSION, NativeLoadError, loadNativeApp, type NativeApp } from './library.js';
 import { Wire } from './wire.js';
@@ -41,8 +42,8 @@ function run(env: WorkerEnv, socket: Socket, wire: Wire, dispatcher: Dispatcher,
       process.stderr.write(`cocaine native runtime: cocaine_shutdown failed: ${(error as Error).message}\n`);
     }
     wire.flush();
-    socket.end(() => process.exit(0));
-    setTimeout(() => process.exit(0), 1000).unref();
+    socket.end(() => leave(0));
+    setTimeout(() => leave(0), 1000).unref();
   };
 
   socket.on('data', (data: Buffer) => {

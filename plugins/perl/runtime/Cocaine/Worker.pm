@@ -24,6 +24,9 @@ use constant {
 
 my %HANDLERS;
 my ($SOCK, $RBUF, $HEARTBEAT_S, $DISOWN_S, $LAST_RECEIVED, $NEXT_BEAT) = (undef, '', 1, 10, 0, 0);
+# The disown clock runs once the engine has spoken: it sends nothing before it accepted the
+# handshake, and a slow engine that has not read it yet is not a dead one.
+my $SPOKEN = 0;
 my $CURRENT;     # the request being handled, if any
 my @DEFERRED;    # frames for other channels that arrived while a handler ran
 
@@ -39,9 +42,28 @@ sub handlers { return {%HANDLERS} }
 
 sub _log { print STDERR "cocaine: $_[0]\n" }
 
-# Exits at once (also from inside a handler: `exit` is not caught by eval). STDOUT and STDERR
-# are unbuffered, so nothing the app printed is lost.
-sub _leave { CORE::exit($_[0]) }
+# Exits at once (also from inside a handler: `exit` is not caught by eval), taking the worker's
+# process group down first. STDOUT and STDERR are unbuffered, so nothing the app printed is lost.
+sub _leave { _kill_own_group(); CORE::exit($_[0]) }
+
+# SIGKILLs every other process of the worker's process group (what handlers started), so none
+# outlives the worker. Only when the worker leads its group, as every isolate starts it.
+sub _kill_own_group {
+    return unless getpgrp() == $$;
+    for (1 .. 5) {  # a member may fork while we look: repeat until a pass finds nobody
+        opendir(my $proc, '/proc') or return;
+        my @members;
+        for my $pid (grep { /^\d+$/ && $_ != $$ } readdir $proc) {
+            open(my $stat, '<', "/proc/$pid/stat") or next;
+            my $line = <$stat> // next;
+            # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
+            my @fields = split / /, substr($line, rindex($line, ')') + 2);
+            push @members, $pid if defined $fields[2] && $fields[2] == $$;
+        }
+        closedir $proc;
+        return unless @members && kill('KILL', @members);
+    }
+}
 
 sub _env_seconds {
     my ($name, $default) = @_;
@@ -188,7 +210,7 @@ sub _json_rest_of_string {
 # Seconds until the next heartbeat or the disown deadline, whichever is first.
 sub _until_due {
     my $now = Time::HiRes::time();
-    my $due = $NEXT_BEAT < $LAST_RECEIVED + $DISOWN_S ? $NEXT_BEAT : $LAST_RECEIVED + $DISOWN_S;
+    my $due = !$SPOKEN || $NEXT_BEAT < $LAST_RECEIVED + $DISOWN_S ? $NEXT_BEAT : $LAST_RECEIVED + $DISOWN_S;
     my $wait = $due - $now;
     return $wait > 0.001 ? $wait : 0.001;
 }
@@ -196,7 +218,7 @@ sub _until_due {
 # Sends a heartbeat when one is due, and exits when the engine has been silent too long.
 sub _tick {
     my $now = Time::HiRes::time();
-    if ($now - $LAST_RECEIVED >= $DISOWN_S) {
+    if ($SPOKEN && $now - $LAST_RECEIVED >= $DISOWN_S) {
         _log(sprintf('nothing from the engine for %d ms: exiting', $DISOWN_S * 1000 + 0.5));
         _leave(2);
     }
@@ -227,6 +249,7 @@ sub _pump {
         }
         _leave(0) if $read == 0;  # the engine closed the socket
         $LAST_RECEIVED = Time::HiRes::time();
+        $SPOKEN = 1;
         while (length($RBUF) >= 9) {
             my ($type, $channel, $length) = unpack('C N N', $RBUF);
             if ($length > MAX_PAYLOAD) {
@@ -425,10 +448,25 @@ sub write {
     my $req = $self->{req};
     Cocaine::Worker::_pump(0);
     $req->_check;
+    if (my $kind = ref $data) {
+        # An object that stringifies is sent as its string; any other reference is a mistake
+        # ("HASH(0x55d0...)" is nobody's result).
+        require overload;
+        die "a chunk must be a string (bytes or characters), not a $kind ref\n" unless overload::Method($data, '""');
+        $data = "$data";
+    }
     $self->{wrote} = 1;
-    $data = "$data" if ref $data;
+    return $self unless defined $data;
     utf8::encode($data) if utf8::is_utf8($data);
-    Cocaine::Worker::_send(Cocaine::Worker::CHUNK, $self->{channel}, $data) if length $data;
+    my $length = length $data;
+    if ($length <= Cocaine::Worker::MAX_PAYLOAD) {
+        Cocaine::Worker::_send(Cocaine::Worker::CHUNK, $self->{channel}, $data) if $length;
+    } else {
+        # Larger than a frame may carry: several CHUNK frames, in order.
+        for (my $offset = 0; $offset < $length; $offset += Cocaine::Worker::MAX_PAYLOAD) {
+            Cocaine::Worker::_send(Cocaine::Worker::CHUNK, $self->{channel}, substr($data, $offset, Cocaine::Worker::MAX_PAYLOAD));
+        }
+    }
     return $self;
 }
 
