@@ -37,6 +37,7 @@ use warnings;
 use Cocaine::Worker;
 handler headers => sub { my ($req) = @_; return "$req->{headers}{'cocaine-event-id'} $req->{headers}{'cocaine-attempt'}" };
 handler wait => sub { my ($req) = @_; $req->sleep(1.2); return 'waited' };
+handler nap => sub { my $slept = sleep 1; return "napped $slept" };
 `,
   },
   native: {
@@ -137,5 +138,24 @@ describe.each(RUNTIMES)('%s runtime: liveness', (runtime) => {
     const answer = text(result.chunks);
     if (runtime === 'native') expect(JSON.parse(answer)).toEqual({ 'cocaine-event-id': 'ev-7', 'cocaine-attempt': '2' });
     else expect(answer).toBe('ev-7 2');
+  }, 20_000);
+});
+
+describe("perl runtime: the app's own sleep", () => {
+  it('keeps heartbeating through `sleep 1` in a handler, and sleeps the whole second', async () => {
+    const peer = await startRuntime('perl', apps, { heartbeatMs: 50 });
+    peers.push(peer);
+    await peer.handshake;
+    const started = Date.now();
+    const call = peer.invoke('nap');
+    await sleep(200);
+    const before = peer.heartbeats;
+    await sleep(600);
+    const during = peer.heartbeats - before;
+    const result = await call;
+    expect(text(result.chunks)).toBe('napped 1');
+    expect(Date.now() - started).toBeGreaterThanOrEqual(950);
+    // CORE::sleep would send none in this window.
+    expect(during).toBeGreaterThanOrEqual(3);
   }, 20_000);
 });

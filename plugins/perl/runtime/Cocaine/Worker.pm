@@ -113,6 +113,8 @@ sub _load_app {
     my $path = $entrypoint =~ m{^/} ? $entrypoint : "./$entrypoint";
     (my $dir = $path) =~ s{/[^/]*$}{};
     unshift @INC, $dir unless grep { $_ eq $dir } @INC;
+    # `sleep` in the app's code (compiled below) keeps the worker heartbeating during a handler.
+    { no warnings 'once'; *CORE::GLOBAL::sleep = \&_sleep unless defined &CORE::GLOBAL::sleep; }
     my $ok = eval {
         die "no such file: $path\n" unless -f $path;
         die "cannot read $path\n" unless -r _;
@@ -226,6 +228,22 @@ sub _tick {
         _send(HEARTBEAT, 0, '');
         $NEXT_BEAT = $now + $HEARTBEAT_S;
     }
+}
+
+# The app's `sleep N` (CORE::GLOBAL::sleep): inside a handler it sleeps the same whole seconds
+# but reads the engine's frames and heartbeats meanwhile, so a nap longer than the heartbeat
+# timeout does not get the worker killed. Outside a handler (or `sleep` forever) it is CORE's.
+sub _sleep (;$) {
+    return @_ ? CORE::sleep($_[0]) : CORE::sleep() unless $CURRENT && @_;
+    my $start = Time::HiRes::time();
+    my $until = $start + int($_[0]);
+    for (;;) {
+        my $left = $until - Time::HiRes::time();
+        last if $left <= 0;
+        my $wait = _until_due();
+        _pump($left < $wait ? $left : $wait);
+    }
+    return int(Time::HiRes::time() - $start + 0.5);
 }
 
 # heartbeat(): for handlers that compute for long without reading or writing. Cheap to call
