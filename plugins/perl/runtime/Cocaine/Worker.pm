@@ -5,8 +5,8 @@ package Cocaine::Worker;
 # Single-threaded, one call at a time (handshake concurrency 1). A handler runs as soon as its
 # INVOKE arrives; reading its body (body, each_chunk) reads the socket, so the body can be
 # processed as it arrives. Heartbeats go out from the main loop, from every body read, from every
-# $res->write and from heartbeat(): a handler that computes longer than the heartbeat timeout
-# without any of these gets its worker killed.
+# $res->write, from heartbeat() and from the app's builtin sleep: a handler that computes longer
+# than the heartbeat timeout without any of these gets its worker killed.
 use strict;
 use warnings;
 use Exporter 'import';
