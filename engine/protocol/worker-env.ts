@@ -1,6 +1,7 @@
 /**
  * What the engine tells a worker through its environment (docs/worker-protocol.md, "Start-up"),
- * read and checked once. Shared by the Node-based runtimes; imports nothing but node:net and frames.ts.
+ * read and checked once. Shared by the Node-based runtimes; imports nothing but node:net and frames.ts. The liveness
+ * rules (heartbeats, disown, exit) are in liveness.ts.
  */
 import { connect, type Socket } from 'node:net';
 import { PROTOCOL_VERSION } from './frames.js';
@@ -40,45 +41,6 @@ export function readWorkerEnv(env: NodeJS.ProcessEnv, runtime: string): WorkerEn
     entrypoint: required('COCAINE_ENTRYPOINT'),
     heartbeatMs: milliseconds('COCAINE_HEARTBEAT_MS'),
     disownMs: milliseconds('COCAINE_DISOWN_MS'),
-  };
-}
-
-/** The part of a socket the liveness rules need (node:net's Socket fits). */
-interface EngineSocket {
-  on(event: 'error', listener: (error: Error) => void): unknown;
-  on(event: 'close', listener: () => void): unknown;
-}
-
-/**
- * The worker side of liveness (docs/worker-protocol.md, "Liveness"): heartbeat every
- * COCAINE_HEARTBEAT_MS, exit 0 when the engine's socket closes, exit 2 after COCAINE_DISOWN_MS
- * without a frame. Returns the function to call whenever data arrives from the engine (a flag, so
- * the read path never calls Date.now()).
- */
-export function keepAlive(runtime: string, env: WorkerEnv, socket: EngineSocket, sendHeartbeat: () => void): () => void {
-  let heard = true;
-  let silentSince = Date.now();
-  socket.on('error', (error) => {
-    process.stderr.write(`${runtime}: engine socket error: ${error.message}\n`);
-  });
-  // No worker outlives its engine.
-  socket.on('close', () => process.exit(0));
-  setInterval(sendHeartbeat, env.heartbeatMs);
-  setInterval(
-    () => {
-      const now = Date.now();
-      if (heard) {
-        heard = false;
-        silentSince = now;
-      } else if (now - silentSince >= env.disownMs) {
-        process.stderr.write(`${runtime}: nothing from the engine for ${env.disownMs} ms, exiting\n`);
-        process.exit(2);
-      }
-    },
-    Math.max(10, Math.min(1000, env.disownMs / 4)),
-  );
-  return () => {
-    heard = true;
   };
 }
 

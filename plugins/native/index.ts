@@ -7,7 +7,10 @@ import { join, posix } from 'node:path';
 import { distPath, packageVersion } from '../../engine/util/paths.js';
 import { PLUGIN_API_VERSION, type LaunchSpec, type Plugin, type WorkerLaunchContext } from '../types.js';
 
-/** One libuv threadpool thread: the app's calls are serialised on it (see runtime/library.ts). */
+/**
+ * One libuv threadpool thread: the host barely uses the pool (the app runs on its own app thread,
+ * runtime/app-thread.ts), so a worker keeps its thread count and memory down.
+ */
 const HOST_ENV: Readonly<Record<string, string>> = Object.freeze({ UV_THREADPOOL_SIZE: '1' });
 
 const plugin: Plugin = {

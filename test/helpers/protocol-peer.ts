@@ -87,6 +87,9 @@ export interface Peer {
   terminate(code?: number, reason?: string): void;
   /** Sends a raw frame (for malformed-input tests). */
   sendRaw(data: Buffer): void;
+  /** Stops / resumes reading the worker's socket: a slow engine, for backpressure tests. */
+  pauseReading(): void;
+  resumeReading(): void;
   /** Closes the engine side of the socket (the worker must exit). */
   closeSocket(): void;
   /** SIGKILL to the worker's process group. */
@@ -305,6 +308,12 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
     },
     sendRaw(data) {
       send(data);
+    },
+    pauseReading() {
+      socket?.pause();
+    },
+    resumeReading() {
+      socket?.resume();
     },
     closeSocket() {
       socket?.destroy();

@@ -12,7 +12,11 @@ export function nodeRuntimeHost(): string {
   const host = distPath('plugins/node/runtime/host.js');
   const root = packageRoot();
   const sourcesDir = join(root, 'plugins/node/runtime');
-  const sources = [...readdirSync(sourcesDir).filter((f) => f.endsWith('.ts')).map((f) => join(sourcesDir, f)), join(root, 'engine/protocol/frames.ts')];
+  const protocolDir = join(root, 'engine/protocol');
+  const sources = [
+    ...readdirSync(sourcesDir).filter((f) => f.endsWith('.ts')).map((f) => join(sourcesDir, f)),
+    ...readdirSync(protocolDir).filter((f) => f.endsWith('.ts')).map((f) => join(protocolDir, f)),
+  ];
   const built = existsSync(host) ? statSync(host).mtimeMs : 0;
   if (sources.some((source) => statSync(source).mtimeMs > built)) {
     execFileSync(

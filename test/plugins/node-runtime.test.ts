@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { FrameType, encodeFrame } from '../../engine/protocol/frames.js';
 import { startPeer, type Peer, type PeerOptions } from '../helpers/protocol-peer.js';
 import { nodeRuntimeHost } from './node-runtime-build.js';
 
@@ -241,9 +242,11 @@ describe('node runtime: lifecycle', () => {
     expect(await peer.exited).toEqual({ code: 0, signal: null });
   });
 
-  it('exits after COCAINE_DISOWN_MS without a frame from the engine', async () => {
+  it('exits after COCAINE_DISOWN_MS without a frame, once the engine has spoken', async () => {
     const peer = await worker({ heartbeatMs: 60_000, disownMs: 300, answerHeartbeats: false });
     await peer.handshake;
+    // One frame (the engine accepted the handshake), then silence.
+    peer.sendRaw(encodeFrame(FrameType.HEARTBEAT, 0));
     const started = Date.now();
     const exit = await peer.exited;
     expect(exit.code).toBe(2);

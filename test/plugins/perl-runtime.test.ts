@@ -10,6 +10,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { packageRoot } from '../../engine/util/paths.js';
 import perlPlugin from '../../plugins/perl/index.js';
 import { resolveInterpreter } from '../../plugins/resolve-interpreter.js';
+import { FrameType, encodeFrame } from '../../engine/protocol/frames.js';
 import { startPeer, type Peer, type PeerOptions } from '../helpers/protocol-peer.js';
 
 const CONFORMANCE = join(packageRoot(), 'examples', 'perl-conformance');
@@ -265,9 +266,11 @@ describe('perl runtime: process lifecycle', () => {
     expect(await peer.exited).toEqual({ code: 0, signal: null });
   });
 
-  it('exits after COCAINE_DISOWN_MS without a frame from the engine', async () => {
+  it('exits after COCAINE_DISOWN_MS without a frame, once the engine has spoken', async () => {
     const peer = await worker({ heartbeatMs: 60_000, disownMs: 300, answerHeartbeats: false });
     await peer.handshake;
+    // One frame (the engine accepted the handshake), then silence.
+    peer.sendRaw(encodeFrame(FrameType.HEARTBEAT, 0));
     const started = Date.now();
     expect((await peer.exited).code).toBe(2);
     expect(Date.now() - started).toBeLessThan(2000);

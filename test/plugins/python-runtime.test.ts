@@ -302,9 +302,11 @@ describe('python runtime: lifecycle', () => {
     expect(await peer.exited).toEqual({ code: 0, signal: null });
   });
 
-  it('exits after COCAINE_DISOWN_MS without a frame from the engine', async () => {
+  it('exits after COCAINE_DISOWN_MS without a frame, once the engine has spoken', async () => {
     const peer = await worker({ heartbeatMs: 60_000, disownMs: 300, answerHeartbeats: false });
     await peer.handshake;
+    // One frame (the engine accepted the handshake), then silence.
+    peer.sendRaw(encodeFrame(FrameType.HEARTBEAT, 0));
     const started = Date.now();
     expect((await peer.exited).code).toBe(2);
     expect(Date.now() - started).toBeLessThan(2000);

@@ -1,11 +1,12 @@
 /**
  * Invocations of a native worker, one at a time (the host declares concurrency 1): collects each
  * channel's body until END, calls the app, frames what it writes, and turns its return code into
- * END or ERROR. A cancelled channel makes the app's next write return COCAINE_CANCELLED, and
- * nothing more is sent on it.
+ * END or ERROR. A cancelled channel makes the app's next (or blocked) write return
+ * COCAINE_CANCELLED, and nothing more is sent on it.
  */
 import { FrameType, MAX_FRAME_PAYLOAD, type ErrorPayload, type Frame, type InvokePayload } from '../../../engine/protocol/frames.js';
-import { HANDLER_NOT_FOUND, HANDLER_OK, WRITE_CANCELLED, WRITE_OK, type NativeApp } from './library.js';
+import type { HostedApp } from './app-client.js';
+import { HANDLER_NOT_FOUND, HANDLER_OK } from './app-protocol.js';
 import type { Wire } from './wire.js';
 
 interface Invocation {
@@ -24,25 +25,23 @@ export class Dispatcher {
   private readonly queue: number[] = [];
   private running: Invocation | undefined;
   private idleWaiters: Array<() => void> = [];
-  private app: NativeApp | undefined;
+  private app: HostedApp | undefined;
 
   constructor(private readonly wire: Wire) {}
 
   /** The app is bound after the dispatcher exists: its write callback needs `write` below. */
-  attach(app: NativeApp): void {
+  attach(app: HostedApp): void {
     this.app = app;
   }
 
-  /** The app's write(), relayed to the main thread: ctx is the channel. */
-  readonly write = (channel: number, data: Buffer | undefined): number => {
+  /** A chunk the app wrote (on the app thread) for `channel`, in order. */
+  readonly write = (channel: number, data: Buffer): void => {
     const invocation = this.running;
-    if (!invocation || invocation.channel !== channel || invocation.cancelled) return WRITE_CANCELLED;
-    if (!data) return WRITE_OK;
+    if (!invocation || invocation.channel !== channel || invocation.cancelled) return;
     // One write larger than a frame may carry becomes several chunks, in order.
     for (let offset = 0; offset < data.length; offset += MAX_FRAME_PAYLOAD) {
       this.wire.send(FrameType.CHUNK, channel, data.subarray(offset, offset + MAX_FRAME_PAYLOAD));
     }
-    return WRITE_OK;
   };
 
   onFrame(frame: Frame): void {
@@ -82,7 +81,8 @@ export class Dispatcher {
 
   private cancel(invocation: Invocation): void {
     invocation.cancelled = true;
-    if (invocation !== this.running) this.forget(invocation.channel);
+    if (invocation === this.running) this.app?.cancel(invocation.channel);
+    else this.forget(invocation.channel);
   }
 
   private forget(channel: number): void {
@@ -100,13 +100,15 @@ export class Dispatcher {
     void this.run(this.app, next);
   }
 
-  private async run(app: NativeApp, invocation: Invocation): Promise<void> {
+  private async run(app: HostedApp, invocation: Invocation): Promise<void> {
     const body = Buffer.concat(invocation.body, invocation.bodyBytes);
     invocation.body = [];
     let error: ErrorPayload | undefined;
     try {
       const result = await app.handle(invocation.event, invocation.headersJson, body, invocation.channel);
-      if (result.code === HANDLER_NOT_FOUND) {
+      if (result.misuse) {
+        error = { code: 'handler', message: result.misuse };
+      } else if (result.code === HANDLER_NOT_FOUND) {
         error = { code: 'not_found', message: result.message || `no handler for event '${invocation.event}'` };
       } else if (result.code !== HANDLER_OK) {
         error = { code: 'handler', message: result.message || `handler returned ${result.code}` };

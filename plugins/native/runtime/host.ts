@@ -1,17 +1,19 @@
 /**
  * The native worker host: `node host.js` in the app's directory, with the COCAINE_* environment
- * (docs/worker-protocol.md). Loads the app's shared object (COCAINE_ENTRYPOINT) through koffi,
- * checks its ABI, runs cocaine_init, handshakes with concurrency 1, and calls cocaine_handle per
- * invocation on a thread of its own while the main thread heartbeats.
+ * (docs/worker-protocol.md). Starts the app thread (app-thread.ts), which loads the app's shared
+ * object (COCAINE_ENTRYPOINT) through koffi, checks its ABI and runs cocaine_init; then handshakes
+ * with concurrency 1 and hands each invocation to the app thread while this thread heartbeats.
  *
  * No signal handlers are installed: a crash in the app (SIGSEGV, abort) ends this process with
  * that signal, which the engine reports as the reason the call failed.
  */
 import type { Socket } from 'node:net';
 import { FrameDecoder, FrameType, PROTOCOL_VERSION, type HandshakePayload } from '../../../engine/protocol/frames.js';
-import { connectToEngine, dieBeforeHandshake, keepAlive, readWorkerEnv, type WorkerEnv } from '../../../engine/protocol/worker-env.js';
+import { keepAlive, leave } from '../../../engine/protocol/liveness.js';
+import { connectToEngine, dieBeforeHandshake, readWorkerEnv, type WorkerEnv } from '../../../engine/protocol/worker-env.js';
 import { Dispatcher } from './dispatcher.js';
-import { NATIVE_ABI_VERSION, NativeLoadError, loadNativeApp, type NativeApp } from './library.js';
+import { AppLoadError, startAppThread, type HostedApp } from './app-client.js';
+import { NATIVE_ABI_VERSION } from './app-protocol.js';
 import { Wire } from './wire.js';
 
 function die(message: string): never {
@@ -19,14 +21,10 @@ function die(message: string): never {
 }
 
 function readEnv(env: NodeJS.ProcessEnv): WorkerEnv {
-  const read = readWorkerEnv(env, 'cocaine native runtime');
-  if (env.UV_THREADPOOL_SIZE !== '1') {
-    process.stderr.write('cocaine native runtime: UV_THREADPOOL_SIZE is not 1: app calls may come from different threads\n');
-  }
-  return read;
+  return readWorkerEnv(env, 'cocaine native runtime');
 }
 
-function run(env: WorkerEnv, socket: Socket, wire: Wire, dispatcher: Dispatcher, app: NativeApp, events: string[] | undefined): void {
+function run(env: WorkerEnv, socket: Socket, wire: Wire, dispatcher: Dispatcher, app: HostedApp, events: string[] | undefined): void {
   const decoder = new FrameDecoder();
   const heard = keepAlive('cocaine native runtime', env, socket, () => wire.send(FrameType.HEARTBEAT, 0));
   let terminating = false;
@@ -41,8 +39,8 @@ function run(env: WorkerEnv, socket: Socket, wire: Wire, dispatcher: Dispatcher,
       process.stderr.write(`cocaine native runtime: cocaine_shutdown failed: ${(error as Error).message}\n`);
     }
     wire.flush();
-    socket.end(() => process.exit(0));
-    setTimeout(() => process.exit(0), 1000).unref();
+    socket.end(() => leave(0));
+    setTimeout(() => leave(0), 1000).unref();
   };
 
   socket.on('data', (data: Buffer) => {
@@ -76,15 +74,17 @@ const { socket, connected } = connectToEngine(env.endpoint);
 const wire = new Wire(socket);
 const dispatcher = new Dispatcher(wire);
 // The app is loaded while the socket connects, and before the handshake: a broken app fails here.
-let app: NativeApp;
+let app: HostedApp;
 let events: string[] | undefined;
 try {
-  app = await loadNativeApp(env.entrypoint, dispatcher.write);
-  const refusal = await app.init(env.app);
-  if (refusal !== undefined) die(`${env.entrypoint}: cocaine_init refused to start: ${refusal}`);
-  events = await app.events();
+  app = await startAppThread(env.entrypoint, env.app, wire, dispatcher.write, (message) => {
+    process.stderr.write(`cocaine native runtime: ${message}\n`);
+    leave(1);
+  });
+  if (app.refusal !== undefined) die(`${env.entrypoint}: cocaine_init refused to start: ${app.refusal}`);
+  events = app.events;
 } catch (error) {
-  if (error instanceof NativeLoadError) die(error.message);
+  if (error instanceof AppLoadError) die(error.message);
   die(`cannot start ${env.entrypoint}: ${(error as Error).message}`);
 }
 dispatcher.attach(app);

@@ -66,11 +66,11 @@ export class Dispatcher {
       }
       if (result !== null && typeof result === 'object' && typeof (result as PromiseLike<unknown>).then === 'function') {
         (result as PromiseLike<unknown>).then(
-          (value) => this.deliver(invocation, value),
+          (value) => this.deliverSafely(invocation, value),
           (error) => this.fail(invocation, error),
         );
       } else {
-        this.deliver(invocation, result);
+        this.deliverSafely(invocation, result);
       }
     }
   }
@@ -115,6 +115,15 @@ export class Dispatcher {
     closeIterator(invocation.iterator);
   }
 
+  /** A result that cannot be sent fails its own call, never the worker (and its other calls). */
+  private deliverSafely(invocation: Invocation, value: unknown): void {
+    try {
+      this.deliver(invocation, value);
+    } catch (error) {
+      this.fail(invocation, error);
+    }
+  }
+
   private deliver(invocation: Invocation, value: unknown): void {
     if (invocation.done) {
       closeIterable(value);
@@ -124,10 +133,10 @@ export class Dispatcher {
     if (value === undefined || value === null) {
       this.finish(invocation);
     } else if (value instanceof Uint8Array) {
-      this.wire.send(FrameType.CHUNK, channel, toBuffer(value));
+      this.wire.sendChunk(channel, toBuffer(value));
       this.finish(invocation);
     } else if (typeof value === 'string') {
-      this.wire.send(FrameType.CHUNK, channel, Buffer.from(value));
+      this.wire.sendChunk(channel, Buffer.from(value));
       this.finish(invocation);
     } else if (typeof value === 'object' && !Array.isArray(value) && typeof (value as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function') {
       invocation.iterator = (value as AsyncIterable<unknown>)[Symbol.asyncIterator]();
@@ -136,17 +145,22 @@ export class Dispatcher {
       invocation.iterator = (value as Iterable<unknown>)[Symbol.iterator]();
       this.pumpSync(invocation, invocation.iterator as Iterator<unknown>);
     } else if (value instanceof ArrayBuffer) {
-      this.wire.send(FrameType.CHUNK, channel, Buffer.from(value));
+      this.wire.sendChunk(channel, Buffer.from(value));
       this.finish(invocation);
     } else {
-      let json: string;
+      let json: string | undefined;
       try {
         json = JSON.stringify(value);
       } catch (error) {
-        this.fail(invocation, new Error(`the result cannot be sent as JSON: ${(error as Error).message}`));
+        this.fail(invocation, new Error(`the result (${describe(value)}) cannot be sent as JSON: ${(error as Error).message}`));
         return;
       }
-      this.wire.send(FrameType.CHUNK, channel, Buffer.from(json));
+      if (json === undefined) {
+        // A function, a symbol, or an object whose toJSON() gives nothing: not data.
+        this.fail(invocation, new Error(`a handler must return a Buffer, Uint8Array, string, iterable of chunks or JSON data, got ${describe(value)}`));
+        return;
+      }
+      this.wire.sendChunk(channel, Buffer.from(json));
       this.finish(invocation);
     }
   }
@@ -213,7 +227,7 @@ export class Dispatcher {
       closeIterator(iterator);
       return false;
     }
-    this.wire.send(FrameType.CHUNK, invocation.channel, chunk);
+    this.wire.sendChunk(invocation.channel, chunk);
     return true;
   }
 
@@ -226,8 +240,7 @@ export class Dispatcher {
   private fail(invocation: Invocation, error: unknown): void {
     if (invocation.done) return;
     this.close(invocation);
-    const message = error instanceof Error ? error.message : String(error);
-    this.sendError(invocation.channel, 'handler', message);
+    this.sendError(invocation.channel, 'handler', errorMessage(error));
   }
 
   private close(invocation: Invocation): void {
@@ -240,6 +253,16 @@ export class Dispatcher {
   }
 }
 
+/** The message of whatever a handler threw or rejected with (never throws itself). */
+function errorMessage(error: unknown): string {
+  try {
+    if (error instanceof Error) return String(error.message);
+    return String(error);
+  } catch {
+    return `the handler threw ${describe(error)}`;
+  }
+}
+
 function toBuffer(value: Uint8Array): Buffer {
   return Buffer.isBuffer(value) ? value : Buffer.from(value.buffer, value.byteOffset, value.byteLength);
 }
@@ -247,7 +270,15 @@ function toBuffer(value: Uint8Array): Buffer {
 function describe(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
-  return typeof value === 'object' ? `an object (${value.constructor?.name ?? 'Object'})` : `a ${typeof value}`;
+  if (typeof value === 'function') return `a function (${value.name || 'anonymous'})`;
+  if (typeof value !== 'object') return `a ${typeof value}`;
+  let name = 'Object';
+  try {
+    name = (value as { constructor?: { name?: string } }).constructor?.name ?? 'Object';
+  } catch {
+    // a proxy or an exotic object: its class is not worth a second failure
+  }
+  return `an object (${name})`;
 }
 
 function closeIterator(iterator: Iterator<unknown> | AsyncIterator<unknown> | undefined): void {

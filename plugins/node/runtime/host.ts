@@ -5,7 +5,8 @@
  */
 import type { Socket } from 'node:net';
 import { FrameDecoder, FrameType, PROTOCOL_VERSION } from '../../../engine/protocol/frames.js';
-import { connectToEngine, dieBeforeHandshake, keepAlive, readWorkerEnv, type WorkerEnv } from '../../../engine/protocol/worker-env.js';
+import { keepAlive, leave } from '../../../engine/protocol/liveness.js';
+import { connectToEngine, dieBeforeHandshake, readWorkerEnv, type WorkerEnv } from '../../../engine/protocol/worker-env.js';
 import { Dispatcher } from './dispatcher.js';
 import { loadHandlers, type BoundHandler } from './handlers.js';
 import { Wire } from './wire.js';
@@ -25,8 +26,8 @@ function run(env: WorkerEnv, socket: Socket, handlers: Map<string, BoundHandler>
   const onControl = (type: number): void => {
     if (type === FrameType.TERMINATE) {
       wire.flush();
-      socket.end(() => process.exit(0));
-      setTimeout(() => process.exit(0), 1000).unref();
+      socket.end(() => leave(0));
+      setTimeout(() => leave(0), 1000).unref();
     }
     // HEARTBEAT: any frame already counts as a sign of life; unknown control frames are ignored.
   };

@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import { HEADER_SIZE, MAX_FRAME_PAYLOAD } from '../../../engine/protocol/frames.js';
+import { FrameType, HEADER_SIZE, MAX_FRAME_PAYLOAD } from '../../../engine/protocol/frames.js';
 
 /** Payloads above this go to the socket as their own buffer (no copy); smaller ones are copied into a slab. */
 const INLINE_MAX = 16 * 1024;
@@ -28,11 +28,6 @@ export class Wire {
 
   send(type: number, channel: number, payload?: Buffer): void {
     const length = payload === undefined ? 0 : payload.length;
-    if (length > MAX_FRAME_PAYLOAD) {
-      // One frame carries at most 64 MiB: a larger chunk goes out as several CHUNK frames.
-      for (let offset = 0; offset < length; offset += MAX_FRAME_PAYLOAD) this.send(type, channel, payload!.subarray(offset, offset + MAX_FRAME_PAYLOAD));
-      return;
-    }
     if (length > INLINE_MAX) {
       this.header(type, channel, length);
       this.cut();
@@ -48,6 +43,17 @@ export class Wire {
     if (!this.scheduled) {
       this.scheduled = true;
       setImmediate(this.flush);
+    }
+  }
+
+  /** One result chunk: several CHUNK frames, in order, when it is larger than a frame may carry. */
+  sendChunk(channel: number, payload: Buffer): void {
+    if (payload.length <= MAX_FRAME_PAYLOAD) {
+      this.send(FrameType.CHUNK, channel, payload);
+      return;
+    }
+    for (let offset = 0; offset < payload.length; offset += MAX_FRAME_PAYLOAD) {
+      this.send(FrameType.CHUNK, channel, payload.subarray(offset, offset + MAX_FRAME_PAYLOAD));
     }
   }
 

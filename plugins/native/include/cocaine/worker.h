@@ -3,7 +3,7 @@
  *
  * A native app is a shared object (`.so`) that exports the functions below. The engine starts a
  * worker host (a small Node program shipped with the plugin) in the app's directory; the host
- * loads the shared object, speaks the worker protocol with the engine, and calls into the app.
+ * loads the shared object (on its app thread), speaks the worker protocol with the engine, and calls into the app.
  * The app never sees sockets or frames.
  *
  *   required  int          cocaine_abi_version(void);
@@ -28,8 +28,8 @@
  *      or the process is killed.
  *
  * Threading
- *   All calls are serialised: one at a time, always on the same thread (a dedicated thread of the
- *   host, not the main thread, so the host keeps heartbeating while a handler runs for long).
+ *   All calls are serialised: one at a time, always on the same thread (the host's app thread,
+ *   not its main thread, so the host keeps heartbeating while a handler runs for long).
  *   The worker declares concurrency 1, so the engine sends it one invocation at a time; run more
  *   workers (the profile's pool-limit) to serve calls in parallel. Global state persists across
  *   calls for the life of the worker process. `write` must be called from the thread that is
@@ -80,12 +80,16 @@ extern "C" {
  * Sends one chunk of the result to the caller, in order. The data is copied before it returns.
  * A zero-length write sends nothing and only reports whether the call was cancelled: handlers
  * that run for long poll it (`if (write(ctx, NULL, 0)) return COCAINE_ERROR;`).
- * Each write waits for the host's main thread to take the chunk (microseconds, as a rule), so
- * thousands of small writes cost more than a few large ones. A write larger than a protocol frame
- * (64 MiB) reaches the caller as several chunks. The host queues chunks until the engine reads
- * them: a handler that writes far faster than the caller reads grows the worker's memory.
+ * Each write copies the chunk and hands it to the host's main thread (microseconds, as a rule),
+ * so thousands of small writes cost more than a few large ones. A write larger than a protocol
+ * frame (64 MiB) reaches the caller as several chunks. Backpressure: while more than 1 MiB the
+ * app wrote has not yet been taken by the engine's socket, write blocks until it is (or the call
+ * is cancelled), so a handler that writes faster than the engine reads is slowed down instead of
+ * growing the worker's memory.
  * Once it returned COCAINE_CANCELLED, further writes are dropped; whatever cocaine_handle
  * returns then is ignored.
+ * Misuse: data == NULL with len > 0, or a len no buffer can have (a negative int passed as
+ * size_t), fails the call with a handler error saying so and returns COCAINE_CANCELLED.
  */
 typedef int (*cocaine_write_fn)(void *ctx, const uint8_t *data, size_t len);
 

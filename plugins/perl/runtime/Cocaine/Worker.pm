@@ -5,8 +5,8 @@ package Cocaine::Worker;
 # Single-threaded, one call at a time (handshake concurrency 1). A handler runs as soon as its
 # INVOKE arrives; reading its body (body, each_chunk) reads the socket, so the body can be
 # processed as it arrives. Heartbeats go out from the main loop, from every body read, from every
-# $res->write and from heartbeat(): a handler that computes longer than the heartbeat timeout
-# without any of these gets its worker killed.
+# $res->write, from heartbeat() and from the app's builtin sleep: a handler that computes longer
+# than the heartbeat timeout without any of these gets its worker killed.
 use strict;
 use warnings;
 use Exporter 'import';
@@ -24,6 +24,9 @@ use constant {
 
 my %HANDLERS;
 my ($SOCK, $RBUF, $HEARTBEAT_S, $DISOWN_S, $LAST_RECEIVED, $NEXT_BEAT) = (undef, '', 1, 10, 0, 0);
+# The disown clock runs once the engine has spoken: it sends nothing before it accepted the
+# handshake, and a slow engine that has not read it yet is not a dead one.
+my $SPOKEN = 0;
 my $CURRENT;     # the request being handled, if any
 my @DEFERRED;    # frames for other channels that arrived while a handler ran
 
@@ -39,9 +42,28 @@ sub handlers { return {%HANDLERS} }
 
 sub _log { print STDERR "cocaine: $_[0]\n" }
 
-# Exits at once (also from inside a handler: `exit` is not caught by eval). STDOUT and STDERR
-# are unbuffered, so nothing the app printed is lost.
-sub _leave { CORE::exit($_[0]) }
+# Exits at once (also from inside a handler: `exit` is not caught by eval), taking the worker's
+# process group down first. STDOUT and STDERR are unbuffered, so nothing the app printed is lost.
+sub _leave { _kill_own_group(); CORE::exit($_[0]) }
+
+# SIGKILLs every other process of the worker's process group (what handlers started), so none
+# outlives the worker. Only when the worker leads its group, as every isolate starts it.
+sub _kill_own_group {
+    return unless getpgrp() == $$;
+    for (1 .. 5) {  # a member may fork while we look: repeat until a pass finds nobody
+        opendir(my $proc, '/proc') or return;
+        my @members;
+        for my $pid (grep { /^\d+$/ && $_ != $$ } readdir $proc) {
+            open(my $stat, '<', "/proc/$pid/stat") or next;
+            my $line = <$stat> // next;
+            # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
+            my @fields = split / /, substr($line, rindex($line, ')') + 2);
+            push @members, $pid if defined $fields[2] && $fields[2] == $$;
+        }
+        closedir $proc;
+        return unless @members && kill('KILL', @members);
+    }
+}
 
 sub _env_seconds {
     my ($name, $default) = @_;
@@ -91,6 +113,8 @@ sub _load_app {
     my $path = $entrypoint =~ m{^/} ? $entrypoint : "./$entrypoint";
     (my $dir = $path) =~ s{/[^/]*$}{};
     unshift @INC, $dir unless grep { $_ eq $dir } @INC;
+    # `sleep` in the app's code (compiled below) keeps the worker heartbeating during a handler.
+    { no warnings 'once'; *CORE::GLOBAL::sleep = \&_sleep unless defined &CORE::GLOBAL::sleep; }
     my $ok = eval {
         die "no such file: $path\n" unless -f $path;
         die "cannot read $path\n" unless -r _;
@@ -188,7 +212,7 @@ sub _json_rest_of_string {
 # Seconds until the next heartbeat or the disown deadline, whichever is first.
 sub _until_due {
     my $now = Time::HiRes::time();
-    my $due = $NEXT_BEAT < $LAST_RECEIVED + $DISOWN_S ? $NEXT_BEAT : $LAST_RECEIVED + $DISOWN_S;
+    my $due = !$SPOKEN || $NEXT_BEAT < $LAST_RECEIVED + $DISOWN_S ? $NEXT_BEAT : $LAST_RECEIVED + $DISOWN_S;
     my $wait = $due - $now;
     return $wait > 0.001 ? $wait : 0.001;
 }
@@ -196,7 +220,7 @@ sub _until_due {
 # Sends a heartbeat when one is due, and exits when the engine has been silent too long.
 sub _tick {
     my $now = Time::HiRes::time();
-    if ($now - $LAST_RECEIVED >= $DISOWN_S) {
+    if ($SPOKEN && $now - $LAST_RECEIVED >= $DISOWN_S) {
         _log(sprintf('nothing from the engine for %d ms: exiting', $DISOWN_S * 1000 + 0.5));
         _leave(2);
     }
@@ -204,6 +228,22 @@ sub _tick {
         _send(HEARTBEAT, 0, '');
         $NEXT_BEAT = $now + $HEARTBEAT_S;
     }
+}
+
+# The app's `sleep N` (CORE::GLOBAL::sleep): inside a handler it sleeps the same whole seconds
+# but reads the engine's frames and heartbeats meanwhile, so a nap longer than the heartbeat
+# timeout does not get the worker killed. Outside a handler (or `sleep` forever) it is CORE's.
+sub _sleep (;$) {
+    return @_ ? CORE::sleep($_[0]) : CORE::sleep() unless $CURRENT && @_;
+    my $start = Time::HiRes::time();
+    my $until = $start + int($_[0]);
+    for (;;) {
+        my $left = $until - Time::HiRes::time();
+        last if $left <= 0;
+        my $wait = _until_due();
+        _pump($left < $wait ? $left : $wait);
+    }
+    return int(Time::HiRes::time() - $start + 0.5);
 }
 
 # heartbeat(): for handlers that compute for long without reading or writing. Cheap to call
@@ -227,6 +267,7 @@ sub _pump {
         }
         _leave(0) if $read == 0;  # the engine closed the socket
         $LAST_RECEIVED = Time::HiRes::time();
+        $SPOKEN = 1;
         while (length($RBUF) >= 9) {
             my ($type, $channel, $length) = unpack('C N N', $RBUF);
             if ($length > MAX_PAYLOAD) {
@@ -328,11 +369,6 @@ sub _send_error {
 sub _send {
     my ($type, $channel, $payload) = @_;
     my $length = length $payload;
-    if ($length > MAX_PAYLOAD) {
-        # One frame carries at most 64 MiB: a larger chunk goes out as several CHUNK frames.
-        _send($type, $channel, substr($payload, $_, MAX_PAYLOAD)) for map { $_ * MAX_PAYLOAD } 0 .. int(($length - 1) / MAX_PAYLOAD);
-        return;
-    }
     if ($length <= JOIN_LIMIT) {
         _write_all(pack('C N N', $type, $channel, $length) . $payload);
     } else {
@@ -354,87 +390,7 @@ sub _write_all {
     }
 }
 
-package Cocaine::Cancelled;
-# Thrown by body reads and writes once the call was cancelled; the runtime swallows it.
-use overload '""' => sub { "the call was cancelled ($_[0]{code})\n" }, fallback => 1;
-
-package Cocaine::Request;
-
-sub event { $_[0]{event} }
-sub headers { $_[0]{headers} }
-sub deadline { $_[0]{deadline} }
-
-# 'cancelled' or 'deadline' once the call was cancelled, else undef.
-sub cancelled {
-    my ($self) = @_;
-    Cocaine::Worker::_pump(0) unless $self->{cancelled};
-    return $self->{cancelled};
-}
-
-sub _check {
-    my ($self) = @_;
-    die bless({ code => $self->{cancelled} }, 'Cocaine::Cancelled') if $self->{cancelled};
-}
-
-# Calls $callback->($chunk) for each body chunk, as it arrives, until the body ends. After
-# chunks/body it goes over the chunks they kept; on its own it keeps nothing (a large body is
-# never held whole), so body/chunks cannot be used after it.
-sub each_chunk {
-    my ($self, $callback) = @_;
-    if ($self->{chunks}) { $callback->($_) for @{ $self->{chunks} }; return }
-    $self->{streamed} = 1;
-    for (;;) {
-        $self->_check;
-        while (@{ $self->{pending} }) { $callback->(shift @{ $self->{pending} }) }
-        return if $self->{ended};
-        Cocaine::Worker::_pump(Cocaine::Worker::_until_due());
-    }
-}
-
-# The body chunks as received (an array ref of bytes), once the body has ended.
-sub chunks {
-    my ($self) = @_;
-    return $self->{chunks} if $self->{chunks};
-    die "the body was already read by each_chunk: chunks and body are not kept then\n" if $self->{streamed};
-    my @chunks;
-    $self->each_chunk(sub { push @chunks, $_[0] });
-    return $self->{chunks} = \@chunks;
-}
-
-# The whole body (bytes), once it has ended.
-sub body {
-    my ($self) = @_;
-    return $self->{body} //= join '', @{ $self->chunks };
-}
-
-sub json { Cocaine::Worker::_json()->decode($_[0]->body) }
-
-# Sleeps up to $seconds, returning early (with the cancel code) when the call is cancelled.
-sub sleep {
-    my ($self, $seconds) = @_;
-    my $until = Time::HiRes::time() + $seconds;
-    until ($self->{cancelled}) {
-        my $left = $until - Time::HiRes::time();
-        return undef if $left <= 0;
-        my $wait = Cocaine::Worker::_until_due();
-        Cocaine::Worker::_pump($left < $wait ? $left : $wait);
-    }
-    return $self->{cancelled};
-}
-
-package Cocaine::Response;
-
-# Sends one result chunk (bytes; a character string is sent as UTF-8). Returns $res.
-sub write {
-    my ($self, $data) = @_;
-    my $req = $self->{req};
-    Cocaine::Worker::_pump(0);
-    $req->_check;
-    $self->{wrote} = 1;
-    $data = "$data" if ref $data;
-    utf8::encode($data) if utf8::is_utf8($data);
-    Cocaine::Worker::_send(Cocaine::Worker::CHUNK, $self->{channel}, $data) if length $data;
-    return $self;
-}
+# The request and response objects: Cocaine::Request, Cocaine::Response, Cocaine::Cancelled.
+require Cocaine::Worker::Request;
 
 1;

@@ -54,6 +54,7 @@ class Invocation:
         if value is None:
             self._finish(())
         elif isinstance(value, _CHUNK_TYPES):
+            value = _chunk(value)
             self._finish(((_wire.CHUNK, channel, value),) if len(value) else ())
         elif isinstance(value, str):
             self._finish(((_wire.CHUNK, channel, value.encode()),) if value else ())
@@ -62,7 +63,7 @@ class Invocation:
         elif hasattr(value, "__iter__"):
             self._pump(iter(value))
         else:
-            raise TypeError("a handler must return bytes, str, None, a dict/list (JSON), or an iterable of chunks, got %s" % type(value).__name__)
+            raise TypeError("a handler must return bytes, str, None, a dict/list (JSON), or an iterable of chunks, got %s" % _type_name(value))
 
     def _pump(self, iterator):
         send = self.worker.writer.send_one
@@ -126,7 +127,11 @@ class Invocation:
         if self.done:
             return
         self._close()
-        message = "%s: %s" % (type(error).__name__, error)
+        try:
+            message = "%s: %s" % (type(error).__name__, error)
+        except BaseException:
+            # An exception whose str() raises still fails only its own call.
+            message = "%s (its message could not be read)" % type(error).__name__
         self.worker.send_error(self.channel, "handler", message)
 
     def _close(self):
@@ -140,8 +145,15 @@ def _chunk(item):
     if isinstance(item, str):
         return item.encode()
     if isinstance(item, memoryview):
-        return item.cast("B") if item.format != "B" else item
-    raise TypeError("a streamed chunk must be bytes, bytearray, memoryview or str, got %s" % type(item).__name__)
+        # A view of wider items (array('i'), numpy) is sent as its bytes; len() counts items.
+        return item.cast("B") if item.format != "B" or item.ndim != 1 else item
+    raise TypeError("a streamed chunk must be bytes, bytearray, memoryview or str, got %s" % _type_name(item))
+
+
+def _type_name(value):
+    kind = type(value)
+    module = getattr(kind, "__module__", "builtins")
+    return kind.__name__ if module == "builtins" else "%s.%s" % (module, kind.__qualname__)
 
 
 def _close_iterator(value):

@@ -19,7 +19,48 @@ PROTOCOL_VERSION = 1
 def _die(message, code=1):
     sys.stderr.write("cocaine python runtime: %s\n" % message)
     sys.stderr.flush()
+    _kill_own_group()
     os._exit(code)
+
+
+def _group_of(pid):
+    try:
+        with open("/proc/%s/stat" % pid, "rb") as stat:
+            data = stat.read()
+        # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
+        return int(data[data.rindex(b")") + 2:].split(b" ", 3)[2])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _kill_own_group():
+    """SIGKILLs every other process of the worker's process group (what handlers started), so none
+    outlives the worker. Only when the worker leads its group, as every isolate starts it."""
+    me = os.getpid()
+    try:
+        if os.getpgrp() != me:
+            return
+    except OSError:
+        return
+    for _ in range(5):  # a member may fork while we look: repeat until a pass finds nobody
+        found = 0
+        try:
+            entries = os.listdir("/proc")
+        except OSError:
+            return
+        for entry in entries:
+            if not entry.isdigit():
+                continue
+            pid = int(entry)
+            if pid == me or _group_of(pid) != me:
+                continue
+            try:
+                os.kill(pid, 9)
+                found += 1
+            except OSError:
+                pass
+        if not found:
+            return
 
 
 def _read_env():
@@ -62,10 +103,24 @@ class Worker:
         self.heartbeat = heartbeat
         self.disown = disown
         self.last_heard = time.monotonic()
+        # The disown clock runs once the engine has spoken: it sends nothing before it accepted
+        # the handshake, and a slow engine that has not read it yet is not a dead one.
+        self.spoken = False
         self._exit_lock = threading.Lock()
 
     def _heard(self):
         self.last_heard = time.monotonic()
+        self.spoken = True
+
+    def _unread(self):
+        """Whether the engine's data (or its EOF) waits in the socket, unread by a starved reader."""
+        try:
+            self.sock.recv(1, _socket.MSG_PEEK | _socket.MSG_DONTWAIT)
+            return True
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
 
     def serve(self):
         reader = _wire.Reader(self.sock, self._heard)
@@ -132,7 +187,8 @@ class Worker:
         while True:
             time.sleep(tick)
             now = time.monotonic()
-            if now - self.last_heard >= self.disown:
+            if self.spoken and now - self.last_heard >= self.disown and not self._unread():
+                self._exit_lock.acquire()
                 _die("nothing from the engine for %d ms, exiting" % round(self.disown * 1000), 2)
             if now >= next_beat:
                 next_beat = now + interval
@@ -151,6 +207,8 @@ class Worker:
             self.sock.close()
         except OSError:
             pass
+        # No worker outlives its engine, nor anything it started.
+        _kill_own_group()
         os._exit(code)
 
 

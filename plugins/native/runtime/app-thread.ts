@@ -1,0 +1,86 @@
+/**
+ * The app thread of the native host: loads the shared object and makes every call into it,
+ * synchronously, one at a time, on this one thread (app-client.ts is the main thread's side).
+ *
+ * The app's write() runs here too: each chunk is copied and posted to the main thread, and when
+ * more than FLOW_WINDOW bytes are posted but not yet taken by the socket, write() blocks (in
+ * Atomics.wait) until the engine reads, or the call is cancelled. So a handler that produces
+ * faster than the engine reads is slowed down instead of growing the worker's memory.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { CANCELLED_CHANNEL, FLOW_WINDOW, WRITE_CANCELLED, WRITE_OK, type AppReply, type AppRequest, type AppThreadData } from './app-protocol.js';
+import { NativeLoadError, loadNativeApp, type NativeApp } from './library.js';
+
+const port = parentPort!;
+const { entrypoint, app: appName, control, released } = workerData as AppThreadData;
+const cancelled = new Int32Array(control);
+const releasedBytes = new BigInt64Array(released);
+
+let current = 0;
+let posted = 0n;
+let misuse: string | undefined;
+
+function isCancelled(): boolean {
+  return Atomics.load(cancelled, CANCELLED_CHANNEL) === current;
+}
+
+function write(ctx: number, data: Uint8Array | undefined, problem?: string): number {
+  if (current === 0 || ctx !== current || misuse !== undefined || isCancelled()) return WRITE_CANCELLED;
+  if (problem !== undefined) {
+    // Only this call fails; the app is told to stop, as on a cancel.
+    misuse = problem;
+    return WRITE_CANCELLED;
+  }
+  if (!data) return WRITE_OK;
+  // Counted before the transfer, which empties `data`.
+  posted += BigInt(data.length);
+  port.postMessage({ type: 'chunk', channel: ctx, data } satisfies AppReply, [data.buffer as ArrayBuffer]);
+  for (;;) {
+    const taken = Atomics.load(releasedBytes, 0);
+    if (posted - taken <= FLOW_WINDOW) return WRITE_OK;
+    if (isCancelled()) return WRITE_CANCELLED;
+    // Woken when the main thread releases bytes or cancels; the timeout only bounds a lost wake.
+    Atomics.wait(releasedBytes, 0, taken, 1000);
+  }
+}
+
+function reply(message: AppReply): void {
+  port.postMessage(message);
+}
+
+let app: NativeApp;
+try {
+  // Load, init and events in one go: the handshake waits for all three.
+  app = loadNativeApp(entrypoint, write);
+  const refusal = app.init(appName);
+  reply(refusal === undefined ? { type: 'loaded', events: app.events() } : { type: 'loaded', refusal });
+} catch (error) {
+  reply({ type: 'load-failed', message: (error as Error).message, broken: error instanceof NativeLoadError });
+  port.close();
+  process.exit(0); // ends this thread only
+}
+
+port.on('message', (request: AppRequest) => {
+  try {
+    switch (request.type) {
+      case 'handle': {
+        current = request.channel;
+        misuse = undefined;
+        let result;
+        try {
+          result = app.handle(request.event, request.headersJson, request.body, request.channel);
+        } finally {
+          current = 0;
+        }
+        reply({ type: 'result', id: request.id, value: { ...result, misuse } });
+        return;
+      }
+      case 'shutdown':
+        app.shutdown();
+        reply({ type: 'result', id: request.id, value: undefined });
+        return;
+    }
+  } catch (error) {
+    reply({ type: 'failed', id: request.id, message: (error as Error).message });
+  }
+});
