@@ -4,7 +4,11 @@
  *
  * Frame: [u8 type][u32be channel][u32be length][length bytes payload]
  */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
+/** Version-1 runtimes (no services) are still served. */
+export const MIN_PROTOCOL_VERSION = 1;
+/** Channels a worker opens (SERVICE) have the high bit set; the engine's stay below it. */
+export const WORKER_CHANNEL_BASE = 0x80000000;
 export const HEADER_SIZE = 9;
 export const MAX_FRAME_PAYLOAD = 64 * 1024 * 1024;
 
@@ -16,6 +20,10 @@ export const FrameType = {
   CHUNK: 5,
   END: 6,
   ERROR: 7,
+  /** Worker → engine, on a worker channel: a service request (protocol version 2). */
+  SERVICE: 8,
+  /** Worker → engine: one structured log record, no answer (protocol version 2). */
+  LOG: 9,
 } as const;
 export type FrameType = (typeof FrameType)[keyof typeof FrameType];
 
@@ -52,6 +60,23 @@ export interface InvokePayload {
 
 /** Error codes carried by ERROR frames. */
 export type WireErrorCode = 'not_found' | 'handler' | 'cancelled' | 'deadline' | 'protocol' | 'internal';
+
+/** SERVICE payload (docs/worker-protocol.md, "Services"). */
+export interface ServicePayload {
+  service: 'call' | 'emit' | 'storage' | string;
+  /** The engine channel of the invocation the request belongs to; 0 = none. */
+  parent: number;
+  args?: Record<string, unknown>;
+}
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+
+/** LOG payload; the frame's channel is the invocation's (0 = none). */
+export interface LogPayload {
+  level: LogLevel;
+  message: string;
+  fields?: Record<string, unknown>;
+}
 
 export interface ErrorPayload {
   code: WireErrorCode;

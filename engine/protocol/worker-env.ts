@@ -32,8 +32,9 @@ export function readWorkerEnv(env: NodeJS.ProcessEnv, runtime: string): WorkerEn
     if (!Number.isFinite(value) || value <= 0) dieBeforeHandshake(runtime, `${name} must be a positive number of milliseconds, got '${env[name]}'`);
     return value;
   };
+  // COCAINE_PROTOCOL is the highest version the engine speaks; every engine serves version 1.
   const protocol = required('COCAINE_PROTOCOL');
-  if (Number(protocol) !== PROTOCOL_VERSION) dieBeforeHandshake(runtime, `COCAINE_PROTOCOL is ${protocol}; this runtime speaks ${PROTOCOL_VERSION}`);
+  if (!/^[1-9][0-9]*$/.test(protocol)) dieBeforeHandshake(runtime, `COCAINE_PROTOCOL is ${protocol}; this runtime speaks ${PROTOCOL_VERSION}`);
   return {
     app: env.COCAINE_APP ?? '',
     workerId: required('COCAINE_WORKER_ID'),

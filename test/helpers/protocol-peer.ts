@@ -28,6 +28,9 @@ import {
   type TerminatePayload,
 } from '../../engine/protocol/frames.js';
 
+/** Worker-opened channels have the high bit set (docs/worker-protocol.md, "Services"). */
+const WORKER_CHANNEL_BASE = 0x80000000;
+
 export interface PeerOptions {
   command: string;
   args?: string[];
@@ -42,6 +45,32 @@ export interface PeerOptions {
   disownMs?: number;
   /** Answer the worker's heartbeats (the engine does); false to test the disown timeout. */
   answerHeartbeats?: boolean;
+  /** COCAINE_PROTOCOL announced to the worker; default 2. */
+  protocol?: number;
+  /**
+   * Answers the worker's SERVICE requests (protocol version 2) the way an engine would; without it
+   * every request gets ERROR `internal`. The body is the request's CHUNKs up to its END.
+   */
+  onService?: (request: ServiceRequest) => Promise<ServiceReply> | ServiceReply;
+}
+
+/** A SERVICE request the worker opened (docs/worker-protocol.md, "Services"). */
+export interface ServiceRequest {
+  channel: number;
+  service: string;
+  parent: number;
+  args: Record<string, unknown>;
+  body: Buffer;
+}
+
+/** The peer's answer: result chunks then END, or one ERROR. */
+export type ServiceReply = { chunks?: Array<Buffer | string>; json?: unknown } | { error: ErrorPayload | { code: string; message: string } };
+
+export interface LogRecord {
+  channel: number;
+  level: string;
+  message: string;
+  fields?: Record<string, unknown>;
 }
 
 export interface InvokeOptions {
@@ -78,6 +107,12 @@ export interface Peer {
   readonly terminations: TerminatePayload[];
   /** HEARTBEATs received from the worker. */
   readonly heartbeats: number;
+  /** SERVICE requests the worker made, in order (answered or not). */
+  readonly services: ServiceRequest[];
+  /** ERROR frames the worker sent on its own service channels (a cancelled call), by channel. */
+  readonly serviceCancels: Map<number, ErrorPayload>;
+  /** LOG frames the worker sent. */
+  readonly logs: LogRecord[];
   /** Milliseconds from spawn to each milestone, once reached. */
   readonly timing: { handshakeMs?: number; firstResultByteMs?: number };
   invoke(event: string, body?: Buffer | string | Array<Buffer | string>, options?: InvokeOptions): Promise<InvokeResult>;
@@ -120,7 +155,7 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
 
   const env: Record<string, string> = {
     ...workerBaseEnv(),
-    COCAINE_PROTOCOL: '1',
+    COCAINE_PROTOCOL: String(options.protocol ?? 2),
     COCAINE_APP: options.app ?? 'test-app',
     COCAINE_WORKER_ID: workerId,
     COCAINE_ENDPOINT: endpoint,
@@ -152,6 +187,11 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
   });
 
   const channels = new Map<number, ChannelState>();
+  const services: ServiceRequest[] = [];
+  const serviceCancels = new Map<number, ErrorPayload>();
+  const logs: LogRecord[] = [];
+  /** Worker-opened channels whose request body is still arriving. */
+  const opening = new Map<number, { request: ServiceRequest; body: Buffer[] }>();
   const terminations: TerminatePayload[] = [];
   const timing: { handshakeMs?: number; firstResultByteMs?: number } = {};
   let heartbeats = 0;
@@ -197,6 +237,14 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
       }
       return;
     }
+    if (frame.type === FrameType.LOG) {
+      logs.push({ channel: frame.channel, ...decodeJson<Omit<LogRecord, 'channel'>>(frame) });
+      return;
+    }
+    if (frame.channel >= WORKER_CHANNEL_BASE) {
+      onServiceFrame(frame);
+      return;
+    }
     const state = channels.get(frame.channel);
     if (!state) return;
     if (frame.type === FrameType.CHUNK) {
@@ -212,6 +260,43 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
       finish(frame.channel, state);
     } else if (frame.type === FrameType.ERROR) {
       finish(frame.channel, state, decodeJson<ErrorPayload>(frame));
+    }
+  };
+
+  const answerService = async (request: ServiceRequest) => {
+    let reply: ServiceReply;
+    try {
+      reply = options.onService ? await options.onService(request) : { error: { code: 'internal', message: 'this peer serves no services' } };
+    } catch (error) {
+      reply = { error: { code: 'internal', message: (error as Error).message } };
+    }
+    if (serviceCancels.has(request.channel)) return;
+    if ('error' in reply) {
+      send(encodeJson(FrameType.ERROR, request.channel, reply.error));
+      return;
+    }
+    const chunks = reply.json !== undefined ? [JSON.stringify(reply.json)] : (reply.chunks ?? []);
+    for (const chunk of chunks) sendChunk(request.channel, chunk);
+    send(encodeFrame(FrameType.END, request.channel));
+  };
+
+  const onServiceFrame = (frame: Frame) => {
+    if (frame.type === FrameType.SERVICE) {
+      const { service, parent, args } = decodeJson<{ service: string; parent: number; args?: Record<string, unknown> }>(frame);
+      const request: ServiceRequest = { channel: frame.channel, service, parent, args: args ?? {}, body: Buffer.alloc(0) };
+      services.push(request);
+      opening.set(frame.channel, { request, body: [] });
+    } else if (frame.type === FrameType.CHUNK) {
+      opening.get(frame.channel)?.body.push(Buffer.from(frame.payload));
+    } else if (frame.type === FrameType.END) {
+      const open = opening.get(frame.channel);
+      if (!open) return;
+      opening.delete(frame.channel);
+      open.request.body = Buffer.concat(open.body);
+      void answerService(open.request);
+    } else if (frame.type === FrameType.ERROR) {
+      opening.delete(frame.channel);
+      serviceCancels.set(frame.channel, decodeJson<ErrorPayload>(frame));
     }
   };
 
@@ -268,6 +353,9 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
     get heartbeats() {
       return heartbeats;
     },
+    services,
+    serviceCancels,
+    logs,
     timing,
     invoke(event, body, invokeOptions) {
       const [channel, state] = openChannel(event, invokeOptions);

@@ -83,7 +83,8 @@ def _read_env():
         return value / 1000.0
 
     protocol = required("COCAINE_PROTOCOL")
-    if protocol != str(PROTOCOL_VERSION):
+    # COCAINE_PROTOCOL is the highest version the engine speaks; every engine serves version 1.
+    if not protocol.isdigit() or int(protocol) < 1:
         _die("COCAINE_PROTOCOL is %s; this runtime speaks %d" % (protocol, PROTOCOL_VERSION))
     return {
         "worker": required("COCAINE_WORKER_ID"),
