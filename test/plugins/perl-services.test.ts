@@ -3,6 +3,8 @@
  * storage, log) over worker channels, played by the protocol peer as the engine
  * (docs/worker-protocol.md, "Services"; plugins/perl/README.md).
  */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FrameType, encodeFrame } from '../../engine/protocol/frames.js';
@@ -283,5 +285,36 @@ describe('perl services: version 1 fallback', () => {
     expect(peer.stderr).toContain('[debug] starting');
     expect(peer.services).toEqual([]);
     expect(peer.logs).toEqual([]);
+  });
+});
+
+describe('perl services: the README example', () => {
+  it('runs as documented', async () => {
+    const readme = readFileSync(join(packageRoot(), 'plugins', 'perl', 'README.md'), 'utf8');
+    const section = readme.slice(readme.indexOf('## Services'));
+    const example = /```perl\n([\s\S]*?)```/.exec(section)![1];
+    const dir = mkdtempSync(join(tmpdir(), 'perl-services-readme-'));
+    try {
+      writeFileSync(join(dir, 'app.pl'), example);
+      const onService = ({ service, args }: ServiceRequest): ServiceReply => {
+        if (service === 'call') return { chunks: args.target === 'prices@quote' ? ['9.90'] : ['a\nb\n', 'c\n'] };
+        if (service === 'emit') return { json: { id: args.id, duplicate: false } };
+        return { json: args.method === 'get' ? { found: false } : { revision: 1 } };
+      };
+      const peer = await worker({ cwd: dir, onService });
+      const result = await peer.invoke('checkout', 'sku-1');
+      expect(result).toEqual({ chunks: [Buffer.from('ok 1')] });
+      expect(peer.services.map((request) => [request.service, request.args])).toEqual([
+        ['call', { target: 'prices@quote', headers: { 'x-currency': 'EUR' }, timeout_ms: 2000 }],
+        ['call', { target: 'catalog@dump', timeout_ms: 30000 }],
+        ['emit', { target: 'mailer@send', delay_ms: 60000, id: 'order-42-mail' }],
+        ['storage', { method: 'get', key: 'cart/42' }],
+        ['storage', { method: 'put', key: 'cart/42', revision: 0 }],
+      ]);
+      await waitFor(() => peer.logs.length === 1);
+      expect(peer.logs[0]).toEqual({ channel: 1, level: 'info', message: 'checked out', fields: { order: 42, price: '9.90', mail: 'order-42-mail' } });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
