@@ -254,6 +254,23 @@ describe('perl services: blocking, heartbeats and cancellation', () => {
     });
   }
 
+  it('cancels every open channel of the invocation, a request made inside call_each included', async () => {
+    const peer = await worker({ onService: () => held().reply });
+    const stream = peer.invokeStream('mirror');
+    stream.end();
+    await waitFor(() => peer.services.length === 1);
+    peer.sendRaw(encodeFrame(FrameType.CHUNK, W + 1, Buffer.from('piece')));
+    await waitFor(() => peer.services.length === 2);
+    expect(peer.services[1]).toMatchObject({ channel: W + 2, service: 'storage', parent: stream.channel, args: { method: 'put', key: 'copy' } });
+    expect(peer.services[1].body.toString()).toBe('piece');
+    peer.cancel(stream.channel);
+    await waitFor(() => peer.serviceCancels.has(W + 1) && peer.serviceCancels.has(W + 2));
+    expect([...peer.serviceCancels.values()].map((error) => error.code)).toEqual(['cancelled', 'cancelled']);
+    await waitFor(() => peer.stderr.some((line) => line.startsWith('mirror: ')));
+    expect(peer.stderr).toContain('mirror: cancelled|storage: the invocation was cancelled (cancelled)|Cocaine::ServiceError');
+    expect(await peer.invoke('echo', 'next')).toEqual({ chunks: [Buffer.from('next')] });
+  });
+
   it('drops frames the engine sends on a channel it gave up', async () => {
     let reply: () => Promise<ServiceReply> | ServiceReply = () => held().reply;
     const peer = await worker({ onService: () => reply() });
@@ -285,6 +302,15 @@ describe('perl services: version 1 fallback', () => {
     expect(peer.stderr).toContain('[debug] starting');
     expect(peer.services).toEqual([]);
     expect(peer.logs).toEqual([]);
+  });
+
+  it('handshakes with protocol 2 for a newer engine, and exits 1 before the handshake on a malformed COCAINE_PROTOCOL', async () => {
+    const newer = await worker({ protocol: 3 });
+    expect((await newer.handshake).protocol).toBe(2);
+    const broken = await worker({ env: { COCAINE_PROTOCOL: 'two' } });
+    await expect(broken.handshake).rejects.toThrow(/before the handshake/);
+    expect((await broken.exited).code).toBe(1);
+    expect(broken.stderr.join('\n')).toContain("COCAINE_PROTOCOL is 'two'");
   });
 });
 
