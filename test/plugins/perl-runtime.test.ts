@@ -111,7 +111,7 @@ describe('perl runtime: the conformance events', () => {
   it('handshakes with its id, pid, concurrency 1 and the events', async () => {
     const peer = await worker();
     const handshake = await peer.handshake;
-    expect(handshake).toMatchObject({ protocol: 1, worker: peer.workerId, pid: peer.pid, concurrency: 1 });
+    expect(handshake).toMatchObject({ protocol: 2, worker: peer.workerId, pid: peer.pid, concurrency: 1 });
     expect(handshake.runtime).toMatch(/^perl 5\.\d+\.\d+$/);
     expect(handshake.events).toEqual(['big', 'concurrent', 'counter', 'crash', 'echo', 'fail', 'hang', 'headers', 'log', 'sleep', 'stream', 'upper']);
   });

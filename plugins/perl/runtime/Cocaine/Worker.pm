@@ -5,8 +5,9 @@ package Cocaine::Worker;
 # Single-threaded, one call at a time (handshake concurrency 1). A handler runs as soon as its
 # INVOKE arrives; reading its body (body, each_chunk) reads the socket, so the body can be
 # processed as it arrives. Heartbeats go out from the main loop, from every body read, from every
-# $res->write, from heartbeat() and from the app's builtin sleep: a handler that computes longer
-# than the heartbeat timeout without any of these gets its worker killed.
+# $res->write, from heartbeat(), from the app's builtin sleep and while a service request
+# ($req->call, emit, storage; Cocaine/Worker/Services.pm) waits for its answer: a handler that
+# computes longer than the heartbeat timeout without any of these gets its worker killed.
 use strict;
 use warnings;
 use Exporter 'import';
@@ -18,6 +19,8 @@ our $VERSION = '1.0';
 
 use constant {
     HANDSHAKE => 1, HEARTBEAT => 2, TERMINATE => 3, INVOKE => 4, CHUNK => 5, END_ => 6, ERROR => 7,
+    SERVICE => 8, LOG => 9,
+    WORKER_CHANNEL_BASE => 0x80000000,
     MAX_PAYLOAD => 64 * 1024 * 1024,
     JOIN_LIMIT => 256 * 1024,
 };
@@ -29,6 +32,8 @@ my ($SOCK, $RBUF, $HEARTBEAT_S, $DISOWN_S, $LAST_RECEIVED, $NEXT_BEAT) = (undef,
 my $SPOKEN = 0;
 my $CURRENT;     # the request being handled, if any
 my @DEFERRED;    # frames for other channels that arrived while a handler ran
+# The protocol version spoken: 2 (services, LOG frames) when the engine speaks it, else 1.
+our $PROTOCOL = 1;
 
 # handler NAME => CODE: registers the handler of an event.
 sub handler {
@@ -77,6 +82,10 @@ sub run {
     unless ($endpoint) { _log('COCAINE_ENDPOINT is not set: this program is started by the cocaine engine'); _leave(1) }
     $HEARTBEAT_S = _env_seconds('COCAINE_HEARTBEAT_MS', 1000);
     $DISOWN_S = _env_seconds('COCAINE_DISOWN_MS', 10000);
+    # COCAINE_PROTOCOL is the highest version the engine speaks; every engine serves version 1.
+    my $engine_protocol = $ENV{COCAINE_PROTOCOL} // '';
+    if ($engine_protocol !~ /^[1-9][0-9]*$/) { _log("COCAINE_PROTOCOL is '$engine_protocol'; this runtime speaks 2 (and 1)"); _leave(1) }
+    $PROTOCOL = $engine_protocol >= 2 ? 2 : 1;
     $SIG{PIPE} = 'IGNORE';
     # The app's prints reach its logs line by line, and before a crash. (Not STDOUT->autoflush:
     # the method call loads IO::Handle, which costs more start-up time than the rest.)
@@ -87,8 +96,8 @@ sub run {
     binmode $SOCK;
 
     _load_app($ENV{COCAINE_ENTRYPOINT} // 'app.pl');
-    _send(HANDSHAKE, 0, sprintf('{"protocol":1,"worker":%s,"pid":%d,"runtime":%s,"concurrency":1,"events":[%s]}',
-        _json_string($ENV{COCAINE_WORKER_ID} // ''), $$, _json_string(sprintf('perl %vd', $^V)),
+    _send(HANDSHAKE, 0, sprintf('{"protocol":%d,"worker":%s,"pid":%d,"runtime":%s,"concurrency":1,"events":[%s]}',
+        $PROTOCOL, _json_string($ENV{COCAINE_WORKER_ID} // ''), $$, _json_string(sprintf('perl %vd', $^V)),
         join(',', map { _json_string($_) } sort keys %HANDLERS)));
     $LAST_RECEIVED = Time::HiRes::time();
     $NEXT_BEAT = $LAST_RECEIVED + $HEARTBEAT_S;
@@ -147,7 +156,11 @@ sub _json_string {
     my ($text) = @_;
     $text =~ s/(["\\])/\\$1/g;
     $text =~ s/([\x00-\x1f])/sprintf('\\u%04x', ord $1)/ge;
-    utf8::encode($text) if utf8::is_utf8($text);
+    if (utf8::is_utf8($text)) { utf8::encode($text) }
+    elsif ($text =~ /[\x80-\xff]/ && !utf8::decode(my $copy = $text)) {
+        utf8::upgrade($text);  # bytes that are not UTF-8: taken as Latin-1, so the JSON stays valid
+        utf8::encode($text);
+    }
     return qq("$text");
 }
 
@@ -289,6 +302,10 @@ sub _route {
         _leave(0) if $type == TERMINATE;
         return;  # HEARTBEAT answers (already counted as a sign of life), unknown control frames
     }
+    if ($channel >= WORKER_CHANNEL_BASE) {  # the answer to a handler's service request
+        Cocaine::Worker::Services::route($type, $channel, $payload);
+        return;
+    }
     if ($CURRENT && $channel == $CURRENT->{channel}) {
         if ($type == CHUNK) { push @{ $CURRENT->{pending} }, $payload }
         elsif ($type == END_) { $CURRENT->{ended} = 1 }
@@ -392,5 +409,7 @@ sub _write_all {
 
 # The request and response objects: Cocaine::Request, Cocaine::Response, Cocaine::Cancelled.
 require Cocaine::Worker::Request;
+# The handlers' services (protocol version 2): $req->call/emit/storage/log, Cocaine::ServiceError.
+require Cocaine::Worker::Services;
 
 1;
