@@ -12,12 +12,15 @@
  *   optional  int          cocaine_init(const char *app, char *error, size_t error_len);
  *   optional  const char  *cocaine_events(void);
  *   optional  void         cocaine_shutdown(void);
- *   optional  void         cocaine_bind(const cocaine_services *services);   (services, below)
+ *   optional  void         cocaine_bind(const cocaine_services *services);
+ *                          (services, protocol 2: defined by this header unless
+ *                          COCAINE_NO_DEFAULT_BIND; see "Services" below)
  *
  * Lifecycle
  *   1. The host loads the shared object and calls cocaine_abi_version(). A missing symbol or a
  *      version other than the host's COCAINE_NATIVE_ABI_VERSION stops the worker (exit status 1,
  *      the reason on stderr) before the handshake, so the engine reports a failed start.
+ *      Then cocaine_bind(services), if exported and the engine speaks worker protocol 2, once.
  *   2. cocaine_init(app, error, error_len), if exported, once. Non-zero refuses to start: write
  *      the reason into `error` (NUL-terminated, at most error_len bytes including the NUL).
  *   3. cocaine_events(), if exported, once: a comma-separated list of event names ("echo,upper").
@@ -139,6 +142,7 @@ int cocaine_handle(const cocaine_request *req, cocaine_write_fn write, void *ctx
 
 /* Optional. Called once when the engine stops the worker gracefully. */
 void cocaine_shutdown(void);
+
 /*
  * ---------------------------------------------------------------------------------------------
  * Services: a handler asks the engine (worker protocol version 2)
@@ -157,8 +161,12 @@ void cocaine_shutdown(void);
  *
  * Every helper is synchronous: it blocks the calling (app) thread until the engine answers,
  * while the host's main thread keeps heartbeating. Call them only from the thread running
- * cocaine_handle (or cocaine_init), with the `ctx` cocaine_handle received (NULL in
- * cocaine_init: storage and log work there, call and emit are refused with invalid_argument).
+ * cocaine_handle, while it runs, with the `ctx` cocaine_handle received: the request belongs to
+ * that invocation (its deadline, trace, call depth and cancellation). In cocaine_init and
+ * cocaine_shutdown (no invocation; the worker has not announced itself yet in cocaine_init) they
+ * fail with invalid_argument, except cocaine_log, which writes to stderr there.
+ * A handler whose call waits for its own app is fine: the engine does not count a worker whose
+ * invocation waits on a call against the app's pool-limit.
  *
  * Results: COCAINE_OK (0); COCAINE_CANCELLED (1): the invocation was cancelled (caller gone,
  * deadline, worker stopping) while the request was open: the host told the engine to drop it;
@@ -167,13 +175,14 @@ void cocaine_shutdown(void);
  * app_not_found, event_not_found, deadline_exceeded, worker_crashed, handler_error, queue_full,
  * invalid_argument, call_depth_exceeded, revision_mismatch, unavailable... (docs/errors.md).
  *
- * Memory: a cocaine_buffer the host fills belongs to the host. It is valid until the entry point
- * that received it (cocaine_handle or cocaine_init) returns, when the host frees it; free it
+ * Memory: a cocaine_buffer the host fills belongs to the host. It is valid until the
+ * cocaine_handle that received it returns, when the host frees it; free it
  * sooner with cocaine_buffer_free (a loop of many calls should). data[len] is always 0, so a
- * text result may be read as a C string; data is never NULL after a successful call.
+ * text result may be read as a C string; data is never NULL after a successful call (but for
+ * a storage_get that found nothing: {NULL, 0}). Strings written into app buffers (error, id_out,
+ * next) are NUL-terminated and truncated to their size.
  */
 
-/* Helper results besides COCAINE_OK / COCAINE_CANCELLED / COCAINE_ERROR above. */
 /* storage_put / storage_delete revision: no condition. 0 = the key must not exist (put). */
 #define COCAINE_ANY_REVISION (-1)
 
