@@ -103,6 +103,7 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'cocaine-native-services-'));
   await compileSharedObject(join(FIXTURES, 'services.c'), join(dir, 'services.so'));
   await compileSharedObject(join(FIXTURES, 'abi1.c'), join(dir, 'abi1.so'));
+  await compileSharedObject(join(packageRoot(), 'examples/native-echo/echo.c'), join(dir, 'echo.so'));
 }, 60_000);
 
 afterAll(async () => {
@@ -268,6 +269,29 @@ describe('native services (protocol 2)', () => {
     own.terminate();
     expect(await own.exited).toEqual({ code: 0, signal: null });
     expect(own.serviceCancels.get(own.services[0].channel)?.code).toBe('cancelled');
+  });
+});
+
+describe('examples/native-echo: relay and visits', () => {
+  it('relay calls the target with the rest of the body; visits counts in storage with compare-and-set and logs', async () => {
+    const peer = await start('echo.so', { onService: engine() });
+    const relayed = await peer.invoke('relay', 'echo@upper quiet words');
+    expect(relayed.error).toBeUndefined();
+    expect(text(relayed.chunks)).toBe('QUIET WORDS!');
+    expect(peer.services[0]).toMatchObject({ service: 'call', args: { target: 'echo@upper' } });
+    expect(peer.services[0].body.toString()).toBe('quiet words');
+    expect((await peer.invoke('relay', 'gone@x hi')).error).toEqual({ code: 'handler', message: "app_not_found: app 'gone' does not exist" });
+
+    expect(text((await peer.invoke('visits')).chunks)).toBe('1');
+    const second = await peer.invoke('visits');
+    expect(text(second.chunks)).toBe('2');
+    const puts = peer.services.filter((request) => request.args.method === 'put');
+    expect(puts.map((request) => [request.args.revision, request.body.toString()])).toEqual([
+      [0, '1'],
+      [1, '2'],
+    ]);
+    await until('two visit logs', () => peer.logs.length === 2);
+    expect(peer.logs.map((log) => log.fields)).toEqual([{ count: 1 }, { count: 2 }]);
   });
 });
 
