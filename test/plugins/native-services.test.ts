@@ -225,12 +225,14 @@ describe('native services (protocol 2)', () => {
     ]);
   });
 
-  it('a ctx that is not the running invocation’s, or headers that are not strings, fail before any frame', async () => {
+  it('a ctx that is not the running invocation’s, headers that are not strings, a negative delay: fail before any frame', async () => {
     const badCtx = await invoke('bad-ctx', '');
     expect(badCtx.error?.message).toMatch(/^rc=2 invalid_argument: ctx \d+ is not the running invocation's/);
     const badHeaders = await invoke('bad-headers', '');
     expect(badHeaders.error?.message).toBe("rc=2 invalid_argument: headers_json: header 'x' must be a string");
-    expect([...badCtx.services, ...badHeaders.services]).toEqual([]);
+    const badDelay = await invoke('emit', 'other@work - -5');
+    expect(badDelay.error?.message).toBe('rc=2 invalid_argument: delay_ms must be >= 0, got -5');
+    expect([...badCtx.services, ...badHeaders.services, ...badDelay.services]).toEqual([]);
   });
 
   it('keeps heartbeating while the app thread is blocked in a long call', async () => {

@@ -130,6 +130,13 @@ function parseHeaders(json: string | null): Record<string, string> | undefined {
   return headers as Record<string, string>;
 }
 
+/** A millisecond count: 0 = none; negative is the app's mistake. */
+function millisecondsArg(value: Int, what: string): number | undefined {
+  const ms = Number(value);
+  if (!Number.isSafeInteger(ms) || ms < 0) throw new Refusal('invalid_argument', `${what} must be >= 0, got ${String(value)}`);
+  return ms > 0 ? ms : undefined;
+}
+
 function revisionArg(revision: Int): number | undefined {
   const value = Number(revision);
   if (value === ANY_REVISION) return undefined;
@@ -210,7 +217,8 @@ export function createServiceTable(transport: ServiceTransport): ServiceTable {
           const args: Record<string, unknown> = { target: requireString(target, 'target') };
           const parsed = parseHeaders(headers);
           if (parsed) args.headers = parsed;
-          if (Number(timeoutMs) > 0) args.timeout_ms = Number(timeoutMs);
+          const timeout = millisecondsArg(timeoutMs, 'timeout_ms');
+          if (timeout !== undefined) args.timeout_ms = timeout;
           if (result === null) throw new Refusal('invalid_argument', 'result is NULL');
           return { service: 'call', args, body: readBytes(body, bodyLen, 'body') };
         },
@@ -228,7 +236,8 @@ export function createServiceTable(transport: ServiceTransport): ServiceTable {
           const args: Record<string, unknown> = { target: requireString(target, 'target') };
           const parsed = parseHeaders(headers);
           if (parsed) args.headers = parsed;
-          if (Number(delayMs) > 0) args.delay_ms = Number(delayMs);
+          const delay = millisecondsArg(delayMs, 'delay_ms');
+          if (delay !== undefined) args.delay_ms = delay;
           if (id !== null && id !== '') args.id = id;
           return { service: 'emit', args, body: readBytes(body, bodyLen, 'body') };
         },
@@ -243,7 +252,10 @@ export function createServiceTable(transport: ServiceTransport): ServiceTable {
         ctx,
         error,
         errorLen,
-        () => ({ service: 'storage', args: { method: 'get', key: requireString(key, 'key') } }),
+        () => {
+          if (value === null) throw new Refusal('invalid_argument', 'value is NULL');
+          return { service: 'storage', args: { method: 'get', key: requireString(key, 'key') } };
+        },
         (answer) => {
           const got = answerJson(answer);
           const isFound = got.found === true;

@@ -165,6 +165,8 @@ void cocaine_shutdown(void);
  * that invocation (its deadline, trace, call depth and cancellation). In cocaine_init and
  * cocaine_shutdown (no invocation; the worker has not announced itself yet in cocaine_init) they
  * fail with invalid_argument, except cocaine_log, which writes to stderr there.
+ * Never call them from threads the app starts: such a call waits until cocaine_handle returns
+ * (and then fails), so a handler that waits for that thread deadlocks.
  * A handler whose call waits for its own app is fine: the engine does not count a worker whose
  * invocation waits on a call against the app's pool-limit.
  *
