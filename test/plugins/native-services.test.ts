@@ -235,6 +235,20 @@ describe('native services (protocol 2)', () => {
     expect([...badCtx.services, ...badHeaders.services, ...badDelay.services]).toEqual([]);
   });
 
+  it('serves hundreds of calls a second, one after the other (each a worker channel round trip)', async () => {
+    const n = 300;
+    const started = performance.now();
+    const result = await invoke('call-loop', `${n} echo@upper`);
+    const seconds = (performance.now() - started) / 1000;
+    expect(result.error).toBeUndefined();
+    expect(text(result.chunks)).toBe(`bytes=${2 * n}`);
+    expect(result.services).toHaveLength(n);
+    expect(new Set(result.services.map((request) => request.channel)).size).toBe(n);
+    console.log(`native services: ${Math.round(n / seconds)} sequential calls/s through the peer`);
+    // A hang detector, not a speed bound: the machine is shared.
+    expect(seconds).toBeLessThan(30);
+  });
+
   it('keeps heartbeating while the app thread is blocked in a long call', async () => {
     const before = peer.heartbeats;
     const started = Date.now();
