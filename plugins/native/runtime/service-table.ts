@@ -171,10 +171,15 @@ export function createServiceTable(transport: ServiceTransport): ServiceTable {
 
   const free = (target: Ptr): void => {
     if (target === null) return;
-    const { data } = koffi.decode(target, Buffer_) as { data: bigint | null };
-    if (data === null || !buffers.delete(data)) return; // not ours (or freed already): left alone
-    koffi.free(data);
-    koffi.encode(target, Buffer_, { data: null, len: 0 });
+    try {
+      const { data } = koffi.decode(target, Buffer_) as { data: bigint | null };
+      if (data === null || !buffers.delete(data)) return; // not ours (or freed already): left alone
+      koffi.free(data);
+      koffi.encode(target, Buffer_, { data: null, len: 0 });
+    } catch (error) {
+      // Nothing to report it through (void): the app's output says what went wrong.
+      process.stderr.write(`cocaine native runtime: cocaine_buffer_free: ${(error as Error).message}\n`);
+    }
   };
 
   /**

@@ -231,8 +231,11 @@ void cocaine_bind(const cocaine_services *services);
 
 #ifndef COCAINE_NO_DEFAULT_BIND
 /* The table cocaine_bind received (NULL: no services). Weak: one copy however many files include this. */
-__attribute__((weak)) const cocaine_services *cocaine_services_table = NULL;
-__attribute__((weak)) void cocaine_bind(const cocaine_services *services) { cocaine_services_table = services; }
+/* Default visibility: the host must find cocaine_bind even in a -fvisibility=hidden build. */
+__attribute__((weak, visibility("default"))) const cocaine_services *cocaine_services_table = NULL;
+__attribute__((weak, visibility("default"))) void cocaine_bind(const cocaine_services *services) {
+  cocaine_services_table = services;
+}
 #else
 extern const cocaine_services *cocaine_services_table;
 #endif
