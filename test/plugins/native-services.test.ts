@@ -87,6 +87,7 @@ function engine(): (request: ServiceRequest) => Promise<ServiceReply> | ServiceR
     const target = String(request.args.target);
     if (target === 'echo@upper') return { chunks: [request.body.toString().toUpperCase(), '!'] };
     if (target === 'echo@empty') return { chunks: [] };
+    if (target === 'echo@big') return { chunks: [Buffer.alloc(3 << 20, 'a'), Buffer.alloc(5, 'b'), Buffer.alloc(1 << 20, 'c')] };
     if (target === 'echo@slow') {
       await sleep(1_500);
       return { chunks: ['slow done'] };
@@ -156,6 +157,14 @@ describe('native services (protocol 2)', () => {
     expect(first.services[0].args).toEqual({ target: 'echo@empty' });
     expect(first.services[0].body.length).toBe(0);
     expect(second.services[0].channel).toBe(first.services[0].channel + 1);
+  });
+
+  it('call: a result of several large chunks arrives whole', async () => {
+    const result = await invoke('call', 'echo@big');
+    expect(result.error).toBeUndefined();
+    const body = Buffer.concat(result.chunks);
+    expect(body.length).toBe((3 << 20) + 5 + (1 << 20));
+    expect(body.subarray((3 << 20) - 1, (3 << 20) + 6).toString()).toBe('abbbbbc');
   });
 
   it("call: the engine's ERROR comes back as COCAINE_ERROR with `code: message`", async () => {
