@@ -1,6 +1,7 @@
 /*
  * native-echo: the native plugin's example and conformance app (the same events as every
- * language's conformance app, plus native-only ones: segv, wordcount, headers).
+ * language's conformance app, plus native-only ones: segv, wordcount, headers; and relay and
+ * visits, which use the engine's services, cocaine/worker.h "Services").
  * Build: make   (or: cc -shared -fPIC -O2 -Wall -Werror -I../../plugins/native/include -o echo.so echo.c)
  */
 #include <cocaine/worker.h>
@@ -27,7 +28,7 @@ int cocaine_init(const char *app, char *error, size_t error_len) {
 }
 
 const char *cocaine_events(void) {
-  return "echo,stream,upper,big,fail,counter,sleep,crash,hang,log,concurrent,segv,wordcount,headers";
+  return "echo,stream,upper,big,fail,counter,sleep,crash,hang,log,concurrent,segv,wordcount,headers,relay,visits";
 }
 
 void cocaine_shutdown(void) { fprintf(stderr, "native-echo: shutdown after %lu calls\n", calls); }
@@ -116,6 +117,44 @@ static int wordcount(const uint8_t *body, size_t len, cocaine_write_fn write, vo
   return reply(write, ctx, text);
 }
 
+/* relay: the body is "app@event rest"; calls app@event with `rest` and answers its result. */
+static int relay(const uint8_t *body, size_t len, cocaine_write_fn write, void *ctx, char *error, size_t error_len) {
+  char target[256];
+  size_t n = 0;
+  while (n < len && n < sizeof target - 1 && body[n] != ' ') n++;
+  memcpy(target, body, n);
+  target[n] = 0;
+  size_t rest = n < len ? n + 1 : len;
+  cocaine_buffer result;
+  int rc = cocaine_call(ctx, target, NULL, body + rest, len - rest, 0, &result, error, error_len);
+  if (rc != COCAINE_OK) return COCAINE_ERROR; /* cancelled, or `error` says why */
+  write(ctx, result.data, result.len);
+  return COCAINE_OK;
+}
+
+/* visits: a counter in the app's storage, incremented with compare-and-set, logged. */
+static int visits(cocaine_write_fn write, void *ctx, char *error, size_t error_len) {
+  for (int attempt = 0; attempt < 5; attempt++) {
+    cocaine_buffer value;
+    int64_t revision = 0;
+    int found = 0;
+    if (cocaine_storage_get(ctx, "visits", &value, &revision, &found, error, error_len) != COCAINE_OK) return COCAINE_ERROR;
+    unsigned long count = (found ? strtoul((const char *)value.data, NULL, 10) : 0) + 1; /* data[len] is 0 */
+    char text[32];
+    int n = snprintf(text, sizeof text, "%lu", count);
+    int rc = cocaine_storage_put(ctx, "visits", (const uint8_t *)text, (size_t)n, found ? revision : 0, NULL, error,
+                                 error_len);
+    if (rc == COCAINE_OK) {
+      char fields[64];
+      snprintf(fields, sizeof fields, "{\"count\":%lu}", count);
+      cocaine_log(ctx, COCAINE_LOG_INFO, "visit", fields);
+      return reply(write, ctx, text);
+    }
+    if (rc != COCAINE_ERROR || strncmp(error, "revision_mismatch:", 18) != 0) return COCAINE_ERROR;
+  }
+  return COCAINE_ERROR; /* `error` holds the last revision_mismatch */
+}
+
 int cocaine_handle(const cocaine_request *req, cocaine_write_fn write, void *ctx, char *error, size_t error_len) {
   const char *event = req->event;
   const uint8_t *body = req->body;
@@ -167,5 +206,7 @@ int cocaine_handle(const cocaine_request *req, cocaine_write_fn write, void *ctx
   if (strcmp(event, "wordcount") == 0) return wordcount(body, body_len, write, ctx);
   /* The headers as the host passes them: a JSON object. */
   if (strcmp(event, "headers") == 0) return reply(write, ctx, req->headers_json);
+  if (strcmp(event, "relay") == 0) return relay(body, body_len, write, ctx, error, error_len);
+  if (strcmp(event, "visits") == 0) return visits(write, ctx, error, error_len);
   return COCAINE_NOT_FOUND;
 }

@@ -105,7 +105,7 @@ describe('native host: calls', () => {
 
   it('handshakes with concurrency 1, the events of cocaine_events, after cocaine_init', async () => {
     const handshake = await peer.handshake;
-    expect(handshake.protocol).toBe(1);
+    expect(handshake.protocol).toBe(2); // the peer announces COCAINE_PROTOCOL 2
     expect(handshake.worker).toBe(peer.workerId);
     expect(handshake.concurrency).toBe(1);
     expect(handshake.runtime).toMatch(/^native abi 1 /);

@@ -3,8 +3,16 @@
  * calls into promises, receives the chunks the app writes, and releases them (lets a blocked
  * write() go on) once the socket has taken them.
  */
-import { Worker } from 'node:worker_threads';
-import { CANCELLED_CHANNEL, type AppReply, type AppRequest, type AppThreadData } from './app-protocol.js';
+import { MessageChannel, Worker } from 'node:worker_threads';
+import {
+  CANCELLED_CHANNEL,
+  CONTROL_SLOTS,
+  SERVICE_SIGNAL,
+  type AppReply,
+  type AppRequest,
+  type AppThreadData,
+  type ServiceAnswer,
+} from './app-protocol.js';
 import type { HandleResult } from './library.js';
 
 /** What the host needs of its outgoing side to apply backpressure (wire.ts's Wire). */
@@ -21,8 +29,16 @@ export interface HostedApp {
   /** `misuse`: what the app did wrong with write(), which fails the call whatever it returned. */
   handle(event: string, headersJson: string, body: Buffer, channel: number): Promise<HandleResult & { misuse?: string }>;
   shutdown(): Promise<void>;
-  /** The running call's next (or blocked) write() returns COCAINE_CANCELLED. */
+  /** The running call's next (or blocked) write() or service call returns COCAINE_CANCELLED. */
   cancel(channel: number): void;
+  /** Hands a service request's answer to the app thread, blocked waiting for it. */
+  answerService(answer: ServiceAnswer): void;
+}
+
+/** Services (protocol 2): the app thread's requests and log records, on the main thread. */
+export interface ServiceHooks {
+  onService(request: Extract<AppReply, { type: 'service' }>): void;
+  onLog(record: Extract<AppReply, { type: 'log' }>): void;
 }
 
 /** The app could not be loaded: the host prints the message and exits 1 before the handshake. */
@@ -42,13 +58,23 @@ export function startAppThread(
   flow: Flow,
   onChunk: (channel: number, data: Buffer) => void,
   onFailure: (message: string) => void,
+  services?: ServiceHooks,
 ): Promise<HostedApp> {
-  const control = new SharedArrayBuffer(4);
+  const control = new SharedArrayBuffer(4 * CONTROL_SLOTS);
   const released = new SharedArrayBuffer(8);
   const cancelled = new Int32Array(control);
   const releasedBytes = new BigInt64Array(released);
-  const data: AppThreadData = { entrypoint, app: appName, control, released };
-  const thread = new Worker(new URL('./app-thread.js', import.meta.url), { workerData: data });
+  // Answers go on a port of their own: the app thread reads it synchronously while it blocks.
+  const replies = services ? new MessageChannel() : undefined;
+  const data: AppThreadData = { entrypoint, app: appName, control, released, ...(replies ? { replies: replies.port2 } : {}) };
+  const thread = new Worker(new URL('./app-thread.js', import.meta.url), {
+    workerData: data,
+    transferList: replies ? [replies.port2] : [],
+  });
+  const signal = (): void => {
+    Atomics.add(cancelled, SERVICE_SIGNAL, 1);
+    Atomics.notify(cancelled, SERVICE_SIGNAL);
+  };
   const pending = new Map<number, Pending>();
   let nextId = 1;
   let loaded = false;
@@ -77,6 +103,12 @@ export function startAppThread(
     cancel: (channel) => {
       Atomics.store(cancelled, CANCELLED_CHANNEL, channel);
       Atomics.notify(releasedBytes, 0);
+      signal();
+    },
+    answerService: (answer) => {
+      // Copied, not transferred: the body may be a view of a pooled buffer.
+      replies?.port1.postMessage(answer);
+      signal();
     },
   };
 
@@ -91,6 +123,12 @@ export function startAppThread(
           else done();
           return;
         }
+        case 'service':
+          services?.onService(message);
+          return;
+        case 'log':
+          services?.onLog(message);
+          return;
         case 'loaded':
           loaded = true;
           resolve({ ...app, refusal: message.refusal, events: message.events });

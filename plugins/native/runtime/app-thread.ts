@@ -7,12 +7,23 @@
  * Atomics.wait) until the engine reads, or the call is cancelled. So a handler that produces
  * faster than the engine reads is slowed down instead of growing the worker's memory.
  */
-import { parentPort, workerData } from 'node:worker_threads';
-import { CANCELLED_CHANNEL, FLOW_WINDOW, WRITE_CANCELLED, WRITE_OK, type AppReply, type AppRequest, type AppThreadData } from './app-protocol.js';
+import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
+import {
+  CANCELLED_CHANNEL,
+  FLOW_WINDOW,
+  SERVICE_SIGNAL,
+  WRITE_CANCELLED,
+  WRITE_OK,
+  type AppReply,
+  type AppRequest,
+  type AppThreadData,
+  type ServiceAnswer,
+} from './app-protocol.js';
 import { NativeLoadError, loadNativeApp, type NativeApp } from './library.js';
+import { createServiceTable, type ServiceOutcome, type ServiceTable, type ServiceTransport } from './service-table.js';
 
 const port = parentPort!;
-const { entrypoint, app: appName, control, released } = workerData as AppThreadData;
+const { entrypoint, app: appName, control, released, replies } = workerData as AppThreadData;
 const cancelled = new Int32Array(control);
 const releasedBytes = new BigInt64Array(released);
 
@@ -44,15 +55,66 @@ function write(ctx: number, data: Uint8Array | undefined, problem?: string): num
   }
 }
 
+let nextServiceId = 1;
+
+/**
+ * Services (cocaine/worker.h): the request goes to the main thread, which does the protocol work;
+ * this thread blocks until the answer comes back on the replies port, or the running call is
+ * cancelled (the main thread then cancels the service channel itself).
+ */
+const transport: ServiceTransport = {
+  parentOf(ctx) {
+    // Not in cocaine_init (the worker has not announced itself yet) nor in cocaine_shutdown.
+    if (current === 0) return 'services are available only while cocaine_handle runs';
+    if (ctx === current) return current;
+    return `ctx ${ctx} is not the running invocation's: pass the ctx cocaine_handle received`;
+  },
+  request(parent, service, args, body): ServiceOutcome {
+    const invocationCancelled = () => parent !== 0 && Atomics.load(cancelled, CANCELLED_CHANNEL) === parent;
+    if (invocationCancelled()) return { cancelled: true };
+    const id = nextServiceId++;
+    port.postMessage({ type: 'service', id, parent, service, args, body } satisfies AppReply, [body.buffer as ArrayBuffer]);
+    for (;;) {
+      // The signal is read before looking, so an answer or cancel after the look still wakes the wait.
+      const signal = Atomics.load(cancelled, SERVICE_SIGNAL);
+      for (let received = receiveMessageOnPort(replies!); received; received = receiveMessageOnPort(replies!)) {
+        const answer = received.message as ServiceAnswer;
+        if (answer.id === id) return answer;
+        // An answer to an earlier request this thread stopped waiting for (cancelled): dropped.
+      }
+      if (invocationCancelled()) return { cancelled: true };
+      Atomics.wait(cancelled, SERVICE_SIGNAL, signal, 1000);
+    }
+  },
+  log(parent, level, message, fields) {
+    if (parent === 0) {
+      // Outside cocaine_handle (init, shutdown): no invocation to attach it to, so the app's output.
+      process.stderr.write(`${level}: ${message}${fields ? ` ${JSON.stringify(fields)}` : ''}\n`);
+      return;
+    }
+    reply({ type: 'log', channel: parent, level, message, ...(fields ? { fields } : {}) });
+  },
+};
+
 function reply(message: AppReply): void {
   port.postMessage(message);
 }
 
 let app: NativeApp;
+let services: ServiceTable | undefined;
 try {
-  // Load, init and events in one go: the handshake waits for all three.
+  // Load, bind, init and events in one go: the handshake waits for all of them.
   app = loadNativeApp(entrypoint, write);
-  const refusal = app.init(appName);
+  if (replies && app.canBind) {
+    services = createServiceTable(transport);
+    app.bind(services.address);
+  }
+  let refusal: string | undefined;
+  try {
+    refusal = app.init(appName);
+  } finally {
+    services?.releaseBuffers();
+  }
   reply(refusal === undefined ? { type: 'loaded', events: app.events() } : { type: 'loaded', refusal });
 } catch (error) {
   reply({ type: 'load-failed', message: (error as Error).message, broken: error instanceof NativeLoadError });
@@ -71,6 +133,7 @@ port.on('message', (request: AppRequest) => {
           result = app.handle(request.event, request.headersJson, request.body, request.channel);
         } finally {
           current = 0;
+          services?.releaseBuffers();
         }
         reply({ type: 'result', id: request.id, value: { ...result, misuse } });
         return;

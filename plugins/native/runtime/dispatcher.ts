@@ -27,7 +27,16 @@ export class Dispatcher {
   private idleWaiters: Array<() => void> = [];
   private app: HostedApp | undefined;
 
-  constructor(private readonly wire: Wire) {}
+  /** `onCancel(channel)`: the running invocation on channel was cancelled (its service requests go too). */
+  constructor(
+    private readonly wire: Wire,
+    private readonly onCancel: (channel: number) => void = () => {},
+  ) {}
+
+  /** Whether `channel` is the running invocation and not cancelled (its services may be used). */
+  isLive(channel: number): boolean {
+    return this.running?.channel === channel && !this.running.cancelled;
+  }
 
   /** The app is bound after the dispatcher exists: its write callback needs `write` below. */
   attach(app: HostedApp): void {
@@ -81,8 +90,12 @@ export class Dispatcher {
 
   private cancel(invocation: Invocation): void {
     invocation.cancelled = true;
-    if (invocation === this.running) this.app?.cancel(invocation.channel);
-    else this.forget(invocation.channel);
+    if (invocation === this.running) {
+      this.app?.cancel(invocation.channel);
+      this.onCancel(invocation.channel);
+    } else {
+      this.forget(invocation.channel);
+    }
   }
 
   private forget(channel: number): void {

@@ -8,11 +8,12 @@
  * that signal, which the engine reports as the reason the call failed.
  */
 import type { Socket } from 'node:net';
-import { FrameDecoder, FrameType, PROTOCOL_VERSION, type HandshakePayload } from '../../../engine/protocol/frames.js';
+import { FrameDecoder, FrameType, WORKER_CHANNEL_BASE, type HandshakePayload, type LogLevel, type LogPayload } from '../../../engine/protocol/frames.js';
 import { keepAlive, leave } from '../../../engine/protocol/liveness.js';
 import { connectToEngine, dieBeforeHandshake, readWorkerEnv, type WorkerEnv } from '../../../engine/protocol/worker-env.js';
 import { Dispatcher } from './dispatcher.js';
-import { AppLoadError, startAppThread, type HostedApp } from './app-client.js';
+import { ServiceChannels } from './service-channels.js';
+import { AppLoadError, startAppThread, type HostedApp, type ServiceHooks } from './app-client.js';
 import { NATIVE_ABI_VERSION } from './app-protocol.js';
 import { Wire } from './wire.js';
 
@@ -24,7 +25,21 @@ function readEnv(env: NodeJS.ProcessEnv): WorkerEnv {
   return readWorkerEnv(env, 'cocaine native runtime');
 }
 
-function run(env: WorkerEnv, socket: Socket, wire: Wire, dispatcher: Dispatcher, app: HostedApp, events: string[] | undefined): void {
+/** The protocol this worker speaks: 2 (services) when the engine does, else 1. */
+function protocolOf(env: NodeJS.ProcessEnv): 1 | 2 {
+  return Number(env.COCAINE_PROTOCOL) >= 2 ? 2 : 1;
+}
+
+function run(
+  env: WorkerEnv,
+  protocol: number,
+  socket: Socket,
+  wire: Wire,
+  dispatcher: Dispatcher,
+  services: ServiceChannels,
+  app: HostedApp,
+  events: string[] | undefined,
+): void {
   const decoder = new FrameDecoder();
   const heard = keepAlive('cocaine native runtime', env, socket, () => wire.send(FrameType.HEARTBEAT, 0));
   let terminating = false;
@@ -47,7 +62,8 @@ function run(env: WorkerEnv, socket: Socket, wire: Wire, dispatcher: Dispatcher,
     heard();
     try {
       decoder.push(data, (frame) => {
-        if (frame.channel !== 0) dispatcher.onFrame(frame);
+        if (frame.channel >= WORKER_CHANNEL_BASE) services.onFrame(frame);
+        else if (frame.channel !== 0) dispatcher.onFrame(frame);
         else if (frame.type === FrameType.TERMINATE) void terminate();
         // HEARTBEAT: any frame counts as a sign of life; unknown control frames are ignored.
       });
@@ -57,7 +73,7 @@ function run(env: WorkerEnv, socket: Socket, wire: Wire, dispatcher: Dispatcher,
   });
 
   const handshake: HandshakePayload = {
-    protocol: PROTOCOL_VERSION,
+    protocol,
     worker: env.workerId,
     pid: process.pid,
     runtime: `native abi ${NATIVE_ABI_VERSION} (node ${process.versions.node})`,
@@ -71,16 +87,28 @@ function run(env: WorkerEnv, socket: Socket, wire: Wire, dispatcher: Dispatcher,
 const env = readEnv(process.env);
 const { socket, connected } = connectToEngine(env.endpoint);
 
+const protocol = protocolOf(process.env);
 const wire = new Wire(socket);
-const dispatcher = new Dispatcher(wire);
-// The app is loaded while the socket connects, and before the handshake: a broken app fails here.
 let app: HostedApp;
+const services = new ServiceChannels(wire, (answer) => app.answerService(answer), (parent) => dispatcher.isLive(parent));
+const dispatcher = new Dispatcher(wire, (channel) => services.cancelParent(channel));
+// The app is loaded while the socket connects, and before the handshake: a broken app fails here.
 let events: string[] | undefined;
 try {
-  app = await startAppThread(env.entrypoint, env.app, wire, dispatcher.write, (message) => {
+  const hooks: ServiceHooks = {
+    onService: (request) => services.request(request),
+    onLog: ({ channel, level, message, fields }) => {
+      // A cancelled or finished invocation's channel takes nothing more: the record goes unattached.
+      // The level was checked on the app thread (service-table.ts).
+      const record: LogPayload = { level: level as LogLevel, message, ...(fields ? { fields } : {}) };
+      wire.send(FrameType.LOG, channel !== 0 && dispatcher.isLive(channel) ? channel : 0, Buffer.from(JSON.stringify(record)));
+    },
+  };
+  const failed = (message: string) => {
     process.stderr.write(`cocaine native runtime: ${message}\n`);
     leave(1);
-  });
+  };
+  app = await startAppThread(env.entrypoint, env.app, wire, dispatcher.write, failed, protocol >= 2 ? hooks : undefined);
   if (app.refusal !== undefined) die(`${env.entrypoint}: cocaine_init refused to start: ${app.refusal}`);
   events = app.events;
 } catch (error) {
@@ -93,4 +121,4 @@ try {
 } catch (error) {
   die(`cannot connect to the engine at ${env.endpoint}: ${(error as Error).message}`);
 }
-run(env, socket, wire, dispatcher, app, events);
+run(env, protocol, socket, wire, dispatcher, services, app, events);

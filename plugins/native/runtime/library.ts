@@ -43,6 +43,10 @@ export interface NativeApp {
   handle(event: string, headersJson: string, body: Uint8Array, ctx: number): HandleResult;
   /** Runs cocaine_shutdown if exported. */
   shutdown(): void;
+  /** Whether the app exports cocaine_bind (services, cocaine/worker.h). */
+  readonly canBind: boolean;
+  /** Calls cocaine_bind with the address of the host's cocaine_services table. */
+  bind(table: bigint): void;
 }
 
 /** A broken app: the host prints the message and exits 1 before the handshake. */
@@ -111,6 +115,7 @@ export function loadNativeApp(entrypoint: string, write: WriteCallback): NativeA
   const initFn = optional('int cocaine_init(const char *app, uint8_t *error, size_t error_len)');
   const eventsFn = optional('const char *cocaine_events(void)');
   const shutdownFn = optional('void cocaine_shutdown(void)');
+  const bindFn = optional('void cocaine_bind(void *services)');
 
   const writeCallback = koffi.register((ctx: bigint | null, data: bigint | null, len: number | bigint): number => {
     const channel = Number(ctx ?? 0);
@@ -160,6 +165,10 @@ export function loadNativeApp(entrypoint: string, write: WriteCallback): NativeA
     },
     shutdown() {
       shutdownFn?.();
+    },
+    canBind: bindFn !== undefined,
+    bind(table) {
+      bindFn?.(table);
     },
   };
 }
