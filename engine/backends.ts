@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import type { EngineOptions } from './config/options.js';
 import type { Queue } from './queue/types.js';
 import type { Storage } from './storage/types.js';
+import type { TraceStore } from './trace/types.js';
 
 /** Opens the configured Storage and Queue implementations (loaded only when chosen). */
 export async function openBackends(options: EngineOptions, dataDir: string): Promise<{ storage: Storage; queue: Queue }> {
@@ -28,6 +29,16 @@ export async function openBackends(options: EngineOptions, dataDir: string): Pro
     throw error;
   }
   return { storage, queue };
+}
+
+/** The trace store: the NATS bucket shared by every node when the engine runs with NATS, else memory (docs/tracing.md). */
+export async function openTraceStore(options: EngineOptions): Promise<TraceStore> {
+  if (!options.nats) {
+    const { MemoryTraceStore } = await import('./trace/store.js');
+    return new MemoryTraceStore();
+  }
+  const { NatsTraceStore } = await import('./trace/nats-store.js');
+  return NatsTraceStore.open({ servers: natsServers(options.nats), prefix: options.natsPrefix, replicas: options.natsReplicas });
 }
 
 /** `nats://a:4222,nats://b:4222` → one entry per server. */

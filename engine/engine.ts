@@ -26,7 +26,9 @@ import { Router, type StartedApp } from './router/router.js';
 import { ensureSpooled, removeSpool } from './storage/spool.js';
 import type { CrashlogEntry, CrashlogSummary, Runlist, Storage } from './storage/types.js';
 import { AppAdmin } from './admin/app-admin.js';
-import { openBackends } from './backends.js';
+import { openBackends, openTraceStore } from './backends.js';
+import { engineTraces, type EngineTraces } from './trace/engine-traces.js';
+import { tracedQueuedInvoke } from './trace/queued.js';
 import { packageVersion } from './util/paths.js';
 
 export interface EngineDeps {
@@ -57,13 +59,14 @@ export class Engine implements EngineFacade {
     private readonly isolates: IsolateRegistry,
     nodeId: string,
     runDir: string,
+    readonly traces?: EngineTraces,
   ) {
     this.nodeId = nodeId;
     this.spoolRoot = join(resolve(options.dataDir), 'spool');
     this.socketDir = join(runDir, 's');
     this.runDir = runDir;
     this.router = new Router((app, logs) => this.createAppEngine(app, logs));
-    this.events = new EventRunner(queue, (request) => this.router.invoke(request));
+    this.events = new EventRunner(queue, tracedQueuedInvoke(traces?.tracer, (request) => this.router.invoke(request)));
     this.admin = new AppAdmin({
       storage,
       router: this.router,
@@ -91,7 +94,13 @@ export class Engine implements EngineFacade {
       dockerSocket: options.dockerSocket,
       dockerImage: options.dockerImage,
     });
-    const engine = new Engine(options, logger, storage, queue, plugins, isolates, nodeId, runDir);
+    const traceStore = await openTraceStore(options).catch(async (error: unknown) => {
+      await queue.close();
+      await storage.close();
+      throw error;
+    });
+    const traces = engineTraces(traceStore, nodeId, logger);
+    const engine = new Engine(options, logger, storage, queue, plugins, isolates, nodeId, runDir, traces);
     await engine.boot();
     return engine;
   }
@@ -274,6 +283,7 @@ export class Engine implements EngineFacade {
     await this.isolates.close();
     await this.queue.close();
     await this.storage.close();
+    await this.traces?.close();
     await rm(this.runDir, { recursive: true, force: true });
   }
 }

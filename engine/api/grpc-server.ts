@@ -12,6 +12,7 @@ import { cocaineProto, DEPLOY_SERVICE, ENGINE_SERVICE, HEALTH_SERVICE, PROTO_LOA
 import { DEPLOY_REQUEST_CHECKS } from './request-fields.js';
 import type { SessionRegistry } from './session.js';
 import { statusFromError } from './status.js';
+import { traceService } from './trace-service.js';
 
 export interface GrpcServerOptions {
   /** host:port; port 0 picks a free one. */
@@ -121,7 +122,7 @@ export async function startGrpcServer(facade: EngineFacade, options: GrpcServerO
   const sessions: SessionRegistry = new Set();
   const followers: LogFollowers = new Set();
   server.addService(proto.engineService, engineService(facade, sessions, { maxPendingBytes: resolved.maxPendingBytes, slowReaderMs: resolved.slowReaderMs }));
-  server.addService(proto.deployService, withRequestChecks(deployService(facade, followers, { maxArchiveBytes: resolved.maxArchiveBytes }), DEPLOY_REQUEST_CHECKS));
+  server.addService(proto.deployService, withRequestChecks({ ...deployService(facade, followers, { maxArchiveBytes: resolved.maxArchiveBytes }), ...traceService(facade) }, DEPLOY_REQUEST_CHECKS));
   const health = new HealthImplementation(Object.fromEntries(HEALTH_SERVICES.map((name) => [name, 'SERVING' as ServingStatus])));
   health.addToServer(server);
   new ReflectionService(reflectedDefinitions()).addToServer(server);

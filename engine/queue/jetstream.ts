@@ -19,7 +19,7 @@ import { newEventId } from './ids.js';
 import { checkEnqueueInput } from './local-records.js';
 import { resolveQueueOptions } from './options.js';
 import { sleep } from '../util/timers.js';
-import { StatusStore, statusKey, toEventStatus, type StoredStatus } from './jetstream-status.js';
+import { StatusStore, statusKey, toEventStatus, traceIdField, type StoredStatus } from './jetstream-status.js';
 import { Header, JetStreamSubscription } from './jetstream-subscription.js';
 import { type EnqueueInput, type EnqueueResult, type EventHandler, type EventStatus, type Queue, type QueueOptions, type SubscribeOptions, type Subscription } from './types.js';
 
@@ -180,6 +180,7 @@ export class JetStreamQueue implements Queue {
       resultTruncated: false,
       createdAt,
       updatedAt: createdAt,
+      ...traceIdField(headers.get(Header.headers)),
     });
   }
 

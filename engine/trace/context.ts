@@ -249,3 +249,10 @@ export function traceIdArgument(text: string): string {
   if (parsed.ok) return parsed.value.traceId;
   throw new InvalidInputError('invalid_argument', `trace id ${JSON.stringify(text)} is invalid: expected 32 hex digits (not all zero) or a traceparent`, { field: 'traceId' });
 }
+
+/** The trace id of a stored event's headers (its `traceparent`), when it has a valid one. */
+export function traceIdOfHeaders(headers: Readonly<Record<string, string>> | undefined): string | undefined {
+  if (!headers) return undefined;
+  const incoming = continueTrace(headers);
+  return incoming.remote?.traceId;
+}

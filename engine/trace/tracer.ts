@@ -25,8 +25,17 @@ export interface ActiveSpan {
   readonly span: Span;
   /** The context of a step this one causes (a call, an emit). */
   child(): TraceContext;
-  /** Ends the step with its outcome, or the error it failed with; only the first end counts. */
-  end(outcome?: SpanOutcome | { error: unknown }): void;
+  /**
+   * Ends the step with its outcome, or the error it failed with; only the first end counts.
+   * `known` adds what was learnt while it ran (the event id an enqueue got, the worker).
+   */
+  end(outcome?: SpanOutcome | { error: unknown }, known?: EndFields): void;
+}
+
+/** What a step may learn only while it runs. */
+export interface EndFields {
+  eventId?: string;
+  worker?: string;
 }
 
 export class Tracer {
@@ -61,10 +70,11 @@ export class Tracer {
         return current;
       },
       child: () => childContext(context),
-      end: (outcome = { status: 'ok' }) => {
+      end: (outcome = { status: 'ok' }, known) => {
         if (ended) return;
         ended = true;
-        current = finishSpan(current, outcome);
+        const learnt = known ? startSpan(context, { ...fields, ...current, ...definedFields(known), start: current.start }) : current;
+        current = finishSpan(learnt, outcome);
         this.record(current, started);
       },
     };
@@ -92,6 +102,13 @@ export class Tracer {
     );
   }
 }
+
+const definedFields = (known: EndFields): EndFields => {
+  const fields: EndFields = {};
+  if (known.eventId) fields.eventId = known.eventId;
+  if (known.worker) fields.worker = known.worker;
+  return fields;
+};
 
 /** The fields every log record of a step carries (bind them on a pino child logger). */
 export const traceLogFields = (context: TraceContext): { traceId: string; spanId: string } => ({ traceId: context.traceId, spanId: context.spanId });
