@@ -18,9 +18,10 @@ describe('traces shared by two engine nodes over NATS', () => {
 
   beforeAll(async () => {
     nats = await startNatsServer();
-    const args = (id: string) => ['--storage', nats.url, '--nats', nats.url, '--node-id', id];
-    nodeA = await startEngine({ args: args('trace-node-a') });
-    nodeB = await startEngine({ args: args('trace-node-b') });
+    const args = (id: string) => ['--storage', nats.url, '--queue', 'jetstream', '--nats', nats.url, '--node-id', id];
+    const env = { COCAINE_RETRY_BASE_DELAY_MS: '20' };
+    nodeA = await startEngine({ args: args('trace-node-a'), env });
+    nodeB = await startEngine({ args: args('trace-node-b'), env });
     rpcA = connectRpc(nodeA.address);
     await cliJson(nodeA, ['app', 'upload', TRACE_APP_DIR]);
   }, 120_000);
@@ -94,6 +95,46 @@ describe('traces shared by two engine nodes over NATS', () => {
     } finally {
       await nc.close();
     }
+  });
+
+  it('JetStream queue: the status read on node B shows the trace id; the trace shows the enqueue and both attempts', async () => {
+    const traceId = '9'.repeat(31) + 'c';
+    const { id } = await rpcA.client.enqueue('node-trace@flaky', '', { maxAttempts: 3, headers: { traceparent: `00-${traceId}-${'a'.repeat(16)}-01` } });
+    const rpcB = connectRpc(nodeB.address);
+    try {
+      const pending = await rpcB.client.status(id);
+      expect(pending.traceId).toBe(traceId);
+      const status = await waitFor(
+        'the event to complete',
+        async () => {
+          const current = await rpcB.client.status(id);
+          return current.state === 'COMPLETED' ? current : undefined;
+        },
+        60_000,
+        100,
+      );
+      expect(status.attempts).toBe(2);
+      expect(status.traceId).toBe(traceId);
+    } finally {
+      rpcB.close();
+    }
+    const trace = await waitFor(
+      'both attempts recorded',
+      async () => {
+        const result = await cli(nodeB, ['--json', 'trace', traceId]);
+        if (result.code !== 0) return undefined;
+        const current = JSON.parse(result.stdout) as RenderedTrace;
+        return allSpans(current).filter((span) => span.kind === 'queued' && span.outcome !== 'running').length === 2 ? current : undefined;
+      },
+      20_000,
+      200,
+    );
+    expect(trace.root).toMatchObject({ kind: 'emit', eventId: id, node: 'trace-node-a', outcome: 'ok' });
+    const attempts = trace.root.children.filter((span) => span.kind === 'queued').sort((a, b) => (a.attempt ?? 0) - (b.attempt ?? 0));
+    expect(attempts.map((span) => [span.attempt, span.outcome === 'ok' ? 'ok' : (span.outcome as { code: string }).code])).toEqual([
+      [1, 'handler_error'],
+      [2, 'ok'],
+    ]);
   });
 
   it('an unknown trace id exits 2 on a NATS node too', async () => {
