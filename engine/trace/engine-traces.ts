@@ -16,6 +16,9 @@ export interface EngineTraces {
   close(): Promise<void>;
 }
 
+/** A step is recorded as running once it has run this long; a shorter one is recorded once, finished. */
+export const START_DELAY_MS = 50;
+
 /** A failed record is logged at most this often (the request goes on regardless). */
 const WARN_EVERY_MS = 10_000;
 
@@ -25,6 +28,7 @@ export function engineTraces(store: TraceStore, node: string, logger?: Logger): 
   const tracer = new Tracer({
     store,
     node,
+    startDelayMs: START_DELAY_MS,
     onError: (error) => {
       failures++;
       const now = Date.now();
@@ -41,6 +45,9 @@ export function engineTraces(store: TraceStore, node: string, logger?: Logger): 
       if (!tree) throw new NotFoundError('not_found', `no trace ${traceId}: unknown, or expired (traces are kept 15 minutes by default)`);
       return tree;
     },
-    close: () => store.close(),
+    async close() {
+      tracer.flushStarts();
+      await store.close();
+    },
   };
 }
