@@ -31,14 +31,11 @@ export async function openBackends(options: EngineOptions, dataDir: string): Pro
   return { storage, queue };
 }
 
-/** The trace store: the NATS bucket shared by every node when the engine runs with NATS, else memory (docs/tracing.md). */
-export async function openTraceStore(options: EngineOptions): Promise<TraceStore> {
-  if (!options.nats) {
-    const { MemoryTraceStore } = await import('./trace/store.js');
-    return new MemoryTraceStore();
-  }
-  const { NatsTraceStore } = await import('./trace/nats-store.js');
-  return NatsTraceStore.open({ servers: natsServers(options.nats), prefix: options.natsPrefix, replicas: options.natsReplicas });
+/** The trace store: the NATS bucket shared by every node when the engine runs with NATS (JetStream), else memory (docs/tracing.md). */
+export async function openTraceStore(options: EngineOptions, warn?: (message: string) => void): Promise<TraceStore> {
+  const { openTraceStore: open } = await import('./trace/open-store.js');
+  const jetstreamRequired = options.queue === 'jetstream' || options.storage.startsWith('nats://');
+  return open({ servers: options.nats ? natsServers(options.nats) : [], prefix: options.natsPrefix, replicas: options.natsReplicas, jetstreamRequired, warn });
 }
 
 /** `nats://a:4222,nats://b:4222` → one entry per server. */

@@ -94,7 +94,7 @@ export class Engine implements EngineFacade {
       dockerSocket: options.dockerSocket,
       dockerImage: options.dockerImage,
     });
-    const traceStore = await openTraceStore(options).catch(async (error: unknown) => {
+    const traceStore = await openTraceStore(options, (message) => logger.warn(message)).catch(async (error: unknown) => {
       await queue.close();
       await storage.close();
       throw error;

@@ -143,3 +143,34 @@ describe('traces shared by two engine nodes over NATS', () => {
     expect(unknown.stderr).toMatch(/no trace fedcba9876543210fedcba9876543210: unknown, or expired/);
   });
 });
+
+describe('--nats on a server without JetStream (request-reply only)', () => {
+  let nats: NatsServer;
+  let engine: RunningEngine;
+
+  beforeAll(async () => {
+    nats = await startNatsServer({ jetstream: false });
+    engine = await startEngine({ args: ['--nats', nats.url] });
+    await cliJson(engine, ['app', 'upload', TRACE_APP_DIR]);
+  }, 120_000);
+
+  afterAll(async () => {
+    await engine?.stop();
+    await nats?.stop();
+  });
+
+  it('starts at once, keeps its traces in memory and says so', async () => {
+    const output = [...engine.stdout, ...engine.stderr].join('');
+    expect(output).toMatch(/traces are kept in this node's memory \(not shared with other nodes\): NATS JetStream is not available/);
+    const rpc = connectRpc(engine.address);
+    try {
+      const reply = await invokeRaw(rpc.client.engine, { target: 'node-trace@headers' });
+      expect(reply.status).toBe(0);
+      const returned = returnedTraceparent(reply.initial);
+      const trace = await cliJson<RenderedTrace>(engine, ['trace', returned.traceId]);
+      expect(trace.root).toMatchObject({ kind: 'invoke', spanId: returned.parentId, outcome: 'ok' });
+    } finally {
+      rpc.close();
+    }
+  });
+});
