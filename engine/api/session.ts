@@ -157,14 +157,19 @@ export class SessionHandler {
     let invocation: Invocation;
     // Each call continues its own invoke headers' traceparent, else the session stream's.
     const active = beginRequestTrace(this.facade.traces, traceCarrier(this.traceSource(header.headers), header.headers), { kind: 'session', target: header.target });
-    const traceparent = active ? formatTraceparent(active.context) : undefined;
+    let traceparent: string | undefined;
     try {
       sequenceField(id, 'id');
       const { app, event, headers, timeoutMs } = invokeFields(header);
-      invocation = this.facade.invoke({ app, event, headers: active ? withTraceHeaders(headers, active.context) : headers, deadline: withTimeout(this.streamDeadline, timeoutMs) });
+      let passed = headers;
+      if (active) {
+        passed = withTraceHeaders(headers, active.context);
+        traceparent = passed.traceparent;
+      }
+      invocation = this.facade.invoke({ app, event, headers: passed, deadline: withTimeout(this.streamDeadline, timeoutMs) });
     } catch (error) {
       active?.end({ error });
-      this.reject(id, error, traceparent);
+      this.reject(id, error, active ? (traceparent ?? formatTraceparent(active.context)) : undefined);
       return;
     }
     if (active) invocation = tracedInvocation(invocation, active);

@@ -164,6 +164,17 @@ let randomOffset = 0;
  * otherwise cost a call into the CSPRNG). The views it returns stay valid: a refill makes a new
  * buffer, and no byte is handed out twice.
  */
+/** pooledRandomBytes(bytes).toString('hex') without the Buffer view in between. */
+function pooledHex(bytes: number): string {
+  if (randomOffset + bytes > randomPool.length) {
+    randomPool = randomBytes(Math.max(RANDOM_POOL_BYTES, bytes));
+    randomOffset = 0;
+  }
+  const hex = randomPool.toString('hex', randomOffset, randomOffset + bytes);
+  randomOffset += bytes;
+  return hex;
+}
+
 export const pooledRandomBytes: RandomSource = (bytes) => {
   if (randomOffset + bytes > randomPool.length) {
     randomPool = randomBytes(Math.max(RANDOM_POOL_BYTES, bytes));
@@ -177,7 +188,7 @@ export const pooledRandomBytes: RandomSource = (bytes) => {
 /** Random non-zero ids (an all-zero id is invalid; with crypto randomness it never repeats anyway). */
 function randomId(bytes: number, random: RandomSource): string {
   for (;;) {
-    const id = random(bytes).toString('hex');
+    const id = random === pooledRandomBytes ? pooledHex(bytes) : random(bytes).toString('hex');
     if (/[^0]/.test(id)) return id;
   }
 }
