@@ -137,6 +137,15 @@ describe('traces shared by two engine nodes over NATS', () => {
     ]);
   });
 
+  it('JetStream queue: a client-chosen id shows its trace id while still PENDING', async () => {
+    const traceId = 'b'.repeat(31) + 'd';
+    const id = `trace-client-id-${Date.now()}`;
+    await rpcA.client.enqueue('node-trace@headers', '', { id, delayMs: 600_000, headers: { traceparent: `00-${traceId}-${'c'.repeat(16)}-01` } });
+    const status = await rpcA.client.status(id);
+    expect(status.state).toBe('PENDING');
+    expect(status.traceId).toBe(traceId);
+  });
+
   it('an unknown trace id exits 2 on a NATS node too', async () => {
     const unknown = await cli(nodeB, ['trace', 'fedcba9876543210fedcba9876543210']);
     expect(unknown.code).toBe(2);
