@@ -20,8 +20,8 @@ import type {
 import { SessionHandler, type SessionRegistry } from './session.js';
 import { statusFromError } from './status.js';
 import { beginRequestTrace, traceCarrier, traceMetadata, withTrailers } from './request-trace.js';
+import { withTraceHeaders } from '../trace/context.js';
 import { tracedInvocation } from '../trace/traced-invocation.js';
-import { withTraceHeaders } from '../trace/queued.js';
 
 export type EngineServiceOptions = SlowReaderLimits;
 

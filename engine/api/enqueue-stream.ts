@@ -5,8 +5,7 @@ import type { EnqueueReplyMessage, EnqueueRequestMessage, EnqueueStreamReplyMess
 import { enqueueFields, sequenceField } from './request-fields.js';
 import { errorFrameOf } from './status.js';
 import { beginRequestTrace, traceCarrier } from './request-trace.js';
-import { formatTraceparent } from '../trace/context.js';
-import { withTraceHeaders } from '../trace/queued.js';
+import { formatTraceparent, withTraceHeaders } from '../trace/context.js';
 import type { SpanStart } from '../trace/span.js';
 import type { ActiveSpan } from '../trace/tracer.js';
 

@@ -1,6 +1,5 @@
 import type { Metadata, ServerDuplexStream } from '@grpc/grpc-js';
-import { formatTraceparent, TRACEPARENT } from '../trace/context.js';
-import { withTraceHeaders } from '../trace/queued.js';
+import { formatTraceparent, TRACEPARENT, withTraceHeaders } from '../trace/context.js';
 import { tracedInvocation } from '../trace/traced-invocation.js';
 import { beginRequestTrace, traceCarrier } from './request-trace.js';
 import { EngineError, OverloadError } from '../errors/index.js';

@@ -4,8 +4,7 @@ import type { EngineFacade } from '../api/facade.js';
 import { grpcStatusOf } from '../api/status.js';
 import { durationText, headersField, nameField } from '../api/request-fields.js';
 import { EngineError, InvalidInputError, toEngineError } from '../errors/index.js';
-import { continueTrace, traceHeaders } from '../trace/context.js';
-import { withTraceHeaders } from '../trace/queued.js';
+import { continueTrace, traceHeaders, withTraceHeaders } from '../trace/context.js';
 import { tracedInvocation } from '../trace/traced-invocation.js';
 
 export const INVOKE_QUEUE_GROUP = 'cocaine-engine';

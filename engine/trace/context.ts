@@ -287,3 +287,13 @@ export function traceIdOfHeaders(headers: Readonly<Record<string, string>> | und
   const incoming = continueTrace(headers);
   return incoming.remote?.traceId;
 }
+
+/** `headers` with its trace headers (any spelling) replaced by those of `context`. */
+export function withTraceHeaders(headers: Record<string, string>, context: TraceContext): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(headers)) {
+    const lower = key.toLowerCase();
+    if (lower !== TRACEPARENT && lower !== TRACESTATE) out[key] = value;
+  }
+  return Object.assign(out, traceHeaders(context));
+}

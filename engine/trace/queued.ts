@@ -5,7 +5,7 @@
  * the `traceparent` of this attempt's span.
  */
 import type { Invocation, InvocationRequest } from '../api/facade.js';
-import { continueTrace, traceHeaders, TRACEPARENT, TRACESTATE } from './context.js';
+import { continueTrace, withTraceHeaders } from './context.js';
 import { tracedInvocation } from './traced-invocation.js';
 import type { Tracer } from './tracer.js';
 
@@ -35,14 +35,4 @@ export function tracedQueuedInvoke(tracer: Tracer | undefined, invoke: (request:
     }
     return tracedInvocation(invocation, active);
   };
-}
-
-/** `headers` with its trace headers (any spelling) replaced by those of `context`. */
-export function withTraceHeaders(headers: Record<string, string>, context: Parameters<typeof traceHeaders>[0]): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [key, value] of Object.entries(headers)) {
-    const lower = key.toLowerCase();
-    if (lower !== TRACEPARENT && lower !== TRACESTATE) out[key] = value;
-  }
-  return Object.assign(out, traceHeaders(context));
 }

@@ -1,8 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { newRootContext } from '../../engine/trace/context.js';
+import { newRootContext, withTraceHeaders } from '../../engine/trace/context.js';
 import { MemoryTraceStore } from '../../engine/trace/store.js';
 import { Tracer } from '../../engine/trace/tracer.js';
-import { withTraceHeaders } from '../../engine/trace/queued.js';
 
 describe('ActiveSpan.end with what the step learnt', () => {
   it('adds the event id and worker known only at the end; the rest of the span is kept', async () => {
