@@ -22,6 +22,7 @@ function printEvent(event: EventStatusMessage): void {
     ['updated', view.updatedAt],
     ['result', view.result ?? (view.resultBase64 ? `(binary, base64) ${view.resultBase64}` : undefined)],
     ['truncated', view.resultTruncated ? 'yes: the result was too large to keep' : undefined],
+    ['trace', view.traceId],
   ]);
 }
 

@@ -10,6 +10,7 @@ import { infoCommand } from './info.js';
 import { invokeCommand } from './invoke.js';
 import { profileCommand } from './profile.js';
 import { runlistCommand } from './runlist.js';
+import { traceCommand } from './trace.js';
 
 const NAME = 'cocaine-deploy';
 
@@ -39,7 +40,7 @@ const program = new Command()
   })
   .exitOverride();
 
-for (const command of [appCommand(), profileCommand(), runlistCommand(), crashlogCommand(), invokeCommand(), ...eventCommands(), infoCommand()]) {
+for (const command of [appCommand(), profileCommand(), runlistCommand(), crashlogCommand(), invokeCommand(), ...eventCommands(), infoCommand(), traceCommand()]) {
   program.addCommand(command);
 }
 // Groups without a subcommand print their help (on stderr) and exit 1; so do unknown subcommands.

@@ -47,6 +47,7 @@ export function eventJson(event: EventStatusMessage) {
     resultTruncated: event.resultTruncated,
     createdAt: formatTime(event.createdAtMs),
     updatedAt: formatTime(event.updatedAtMs),
+    traceId: event.traceId || undefined,
   };
 }
 

@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import type { EngineOptions } from './config/options.js';
 import type { Queue } from './queue/types.js';
 import type { Storage } from './storage/types.js';
+import type { TraceStore } from './trace/types.js';
 
 /** Opens the configured Storage and Queue implementations (loaded only when chosen). */
 export async function openBackends(options: EngineOptions, dataDir: string): Promise<{ storage: Storage; queue: Queue }> {
@@ -28,6 +29,13 @@ export async function openBackends(options: EngineOptions, dataDir: string): Pro
     throw error;
   }
   return { storage, queue };
+}
+
+/** The trace store: the NATS bucket shared by every node when the engine runs with NATS (JetStream), else memory (docs/tracing.md). */
+export async function openTraceStore(options: EngineOptions, warn?: (message: string) => void): Promise<TraceStore> {
+  const { openTraceStore: open } = await import('./trace/open-store.js');
+  const jetstreamRequired = options.queue === 'jetstream' || options.storage.startsWith('nats://');
+  return open({ servers: options.nats ? natsServers(options.nats) : [], prefix: options.natsPrefix, replicas: options.natsReplicas, jetstreamRequired, warn });
 }
 
 /** `nats://a:4222,nats://b:4222` → one entry per server. */

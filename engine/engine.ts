@@ -26,7 +26,10 @@ import { Router, type StartedApp } from './router/router.js';
 import { ensureSpooled, removeSpool } from './storage/spool.js';
 import type { CrashlogEntry, CrashlogSummary, Runlist, Storage } from './storage/types.js';
 import { AppAdmin } from './admin/app-admin.js';
-import { openBackends } from './backends.js';
+import { openBackends, openTraceStore } from './backends.js';
+import { engineTraces, type EngineTraces } from './trace/engine-traces.js';
+import { tracedQueuedInvoke } from './trace/queued.js';
+import type { TraceStore } from './trace/types.js';
 import { packageVersion } from './util/paths.js';
 
 export interface EngineDeps {
@@ -56,12 +59,13 @@ export class Engine implements EngineFacade {
     private readonly isolates: IsolateRegistry,
     nodeId: string,
     private readonly runDirs: RunDirs,
+    readonly traces?: EngineTraces,
   ) {
     this.nodeId = nodeId;
     this.spoolRoot = join(resolve(options.dataDir), 'spool');
     this.socketDir = runDirs.socketDir;
     this.router = new Router((app, logs) => this.createAppEngine(app, logs));
-    this.events = new EventRunner(queue, (request) => this.router.invoke(request));
+    this.events = new EventRunner(queue, tracedQueuedInvoke(traces?.tracer, (request) => this.router.invoke(request)));
     this.admin = new AppAdmin({
       storage,
       router: this.router,
@@ -101,7 +105,16 @@ export class Engine implements EngineFacade {
       dockerSocket: options.dockerSocket,
       dockerImage: options.dockerImage,
     });
-    const engine = new Engine(options, logger, backends.storage, backends.queue, plugins, isolates, nodeId, runDirs);
+    let traceStore: TraceStore;
+    try {
+      traceStore = await openTraceStore(options, (message) => logger.warn(message));
+    } catch (error) {
+      await Promise.allSettled([backends.queue.close(), backends.storage.close()]);
+      await runDirs.remove();
+      throw error;
+    }
+    const traces = engineTraces(traceStore, nodeId, logger);
+    const engine = new Engine(options, logger, backends.storage, backends.queue, plugins, isolates, nodeId, runDirs, traces);
     try {
       await engine.boot();
     } catch (error) {
@@ -291,6 +304,7 @@ export class Engine implements EngineFacade {
       await this.isolates.close();
       await this.queue.close();
       await this.storage.close();
+      await this.traces?.close();
     } finally {
       await this.runDirs.remove();
     }

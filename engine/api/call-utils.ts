@@ -1,4 +1,5 @@
 import type { Deadline, Metadata } from '@grpc/grpc-js';
+import { withTrailers } from './request-trace.js';
 import { callDeadlineMs } from './long-deadlines.js';
 import type { Invocation } from './facade.js';
 import { OverloadError } from '../errors/index.js';
@@ -33,7 +34,7 @@ export function withTimeout(deadline: number, timeoutMs: number): number {
 /** Streams writable from the server: the result half of Invoke and InvokeStream. */
 interface ChunkStream {
   write(message: { data: Buffer }): boolean;
-  end(): void;
+  end(metadata?: Metadata): void;
   emit(event: 'error', status: object): boolean;
   once(event: 'drain', listener: () => void): unknown;
 }
@@ -51,7 +52,7 @@ export interface SlowReaderLimits {
  * until 'drain'. A burst is fine; a reader that leaves more than `maxPendingBytes` waiting AND
  * takes nothing for `slowReaderMs` gets RESOURCE_EXHAUSTED, so memory cannot grow without bound.
  */
-export function pipeResult(invocation: Invocation, call: ChunkStream, limits: SlowReaderLimits): { settled(): boolean } {
+export function pipeResult(invocation: Invocation, call: ChunkStream, limits: SlowReaderLimits, trailers?: Metadata): { settled(): boolean } {
   let pending: Buffer[] | undefined;
   let pendingBytes = 0;
   let lastProgress = 0;
@@ -80,13 +81,13 @@ export function pipeResult(invocation: Invocation, call: ChunkStream, limits: Sl
     onEnd() {
       if (settled) return;
       settled = true;
-      finish = () => call.end();
+      finish = () => (trailers ? call.end(trailers) : call.end());
       if (!pending) finish();
     },
     onError(error) {
       if (settled) return;
       settled = true;
-      finish = () => call.emit('error', statusFromError(error));
+      finish = () => call.emit('error', withTrailers(statusFromError(error), trailers));
       if (!pending) finish();
     },
   });
@@ -100,7 +101,7 @@ export function pipeResult(invocation: Invocation, call: ChunkStream, limits: Sl
         settled = true;
         invocation.cancel('the client reads the result too slowly');
         pending = undefined;
-        call.emit('error', statusFromError(new OverloadError('queue_full', `the client reads the result too slowly: more than ${limits.maxPendingBytes} bytes waited over ${limits.slowReaderMs} ms`)));
+        call.emit('error', withTrailers(statusFromError(new OverloadError('queue_full', `the client reads the result too slowly: more than ${limits.maxPendingBytes} bytes waited over ${limits.slowReaderMs} ms`)), trailers));
       }
       return;
     }

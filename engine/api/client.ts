@@ -24,7 +24,9 @@ import { cocaineProto } from './proto.js';
 import { EnqueueStreamClient, type EnqueueOptions } from './enqueue-client.js';
 import { SessionClient } from './session-client.js';
 import { errorFromStatus } from './status.js';
+import type { TraceReplyMessage } from './trace-service.js';
 
+export type { TraceReplyMessage, TraceSpanMessage } from './trace-service.js';
 export { SessionClient, type SessionCallOptions } from './session-client.js';
 export { EnqueueStreamClient, type EnqueueOptions } from './enqueue-client.js';
 
@@ -291,6 +293,10 @@ export class EngineClient {
   }
   info(options: { cluster?: boolean } = {}): Promise<EngineInfoMessage> {
     return this.unary(this.deploy, 'Info', { cluster: options.cluster ?? false });
+  }
+  /** One trace's spans (an id or a whole traceparent); NOT_FOUND when unknown or expired. */
+  trace(traceId: string): Promise<TraceReplyMessage> {
+    return this.unary(this.deploy, 'Trace', { traceId });
   }
 }
 

@@ -34,6 +34,7 @@ export function eventStatusMessage(status: EventStatus): EventStatusMessage {
     resultTruncated: status.resultTruncated,
     createdAtMs: status.createdAt,
     updatedAtMs: status.updatedAt,
+    traceId: status.traceId ?? '',
   };
 }
 

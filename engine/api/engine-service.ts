@@ -1,8 +1,8 @@
-import type { ServerDuplexStream, ServerUnaryCall, ServerWritableStream, sendUnaryData, UntypedServiceImplementation } from '@grpc/grpc-js';
+import type { Metadata, ServerDuplexStream, ServerUnaryCall, ServerWritableStream, sendUnaryData, UntypedServiceImplementation } from '@grpc/grpc-js';
 import { InvalidInputError, NotFoundError } from '../errors/index.js';
 import { deadlineOf, pipeResult, type SlowReaderLimits } from './call-utils.js';
 import { eventStatusMessage } from './convert.js';
-import { enqueueRequest, serveEnqueueStream } from './enqueue-stream.js';
+import { enqueueRequest, enqueueSpanFields, serveEnqueueStream } from './enqueue-stream.js';
 import type { EngineFacade, Invocation } from './facade.js';
 import { idField, invokeFields } from './request-fields.js';
 import type {
@@ -19,6 +19,9 @@ import type {
 } from './messages.js';
 import { SessionHandler, type SessionRegistry } from './session.js';
 import { statusFromError } from './status.js';
+import { beginRequestTrace, traceCarrier, traceMetadata, withTrailers } from './request-trace.js';
+import { withTraceHeaders } from '../trace/context.js';
+import { tracedInvocation } from '../trace/traced-invocation.js';
 
 export type EngineServiceOptions = SlowReaderLimits;
 
@@ -29,15 +32,20 @@ export function engineService(facade: EngineFacade, sessions: SessionRegistry, o
   return {
     Invoke(call: ServerWritableStream<InvokeRequestMessage, ChunkMessage>) {
       const request = call.request;
+      const active = beginRequestTrace(facade.traces, traceCarrier(call.metadata, request.headers), { kind: 'invoke', target: request.target });
+      const trailers = traceMetadata(active);
+      if (trailers) call.sendMetadata(trailers.clone());
       let invocation: Invocation;
       try {
         const { app, event, headers, timeoutMs } = invokeFields(request);
-        invocation = facade.invoke({ app, event, headers, deadline: deadlineOf(call, timeoutMs) });
+        invocation = facade.invoke({ app, event, headers: active ? withTraceHeaders(headers, active.context) : headers, deadline: deadlineOf(call, timeoutMs) });
       } catch (error) {
-        call.emit('error', statusFromError(error));
+        active?.end({ error });
+        call.emit('error', withTrailers(statusFromError(error), trailers));
         return;
       }
-      const result = pipeResult(invocation, call, options);
+      if (active) invocation = tracedInvocation(invocation, active);
+      const result = pipeResult(invocation, call, options, trailers);
       call.on('cancelled', () => {
         if (!result.settled()) invocation.cancel(CANCELLED_BY_CLIENT);
       });
@@ -49,9 +57,10 @@ export function engineService(facade: EngineFacade, sessions: SessionRegistry, o
       let invocation: Invocation | undefined;
       let result: { settled(): boolean } | undefined;
       let refused = false;
+      let trailers: Metadata | undefined;
       const refuse = (error: unknown): void => {
         refused = true;
-        call.emit('error', statusFromError(error));
+        call.emit('error', withTrailers(statusFromError(error), trailers));
       };
       call.on('data', (message: InvokeStreamRequestMessage) => {
         if (refused || result?.settled()) return;
@@ -61,14 +70,19 @@ export function engineService(facade: EngineFacade, sessions: SessionRegistry, o
             return;
           }
           const header = message.header;
+          const active = beginRequestTrace(facade.traces, traceCarrier(call.metadata, header.headers), { kind: 'invoke', target: header.target });
+          trailers = traceMetadata(active);
+          if (trailers) call.sendMetadata(trailers.clone());
           try {
             const { app, event, headers, timeoutMs } = invokeFields(header);
-            invocation = facade.invoke({ app, event, headers, deadline: deadlineOf(call, timeoutMs) });
+            invocation = facade.invoke({ app, event, headers: active ? withTraceHeaders(headers, active.context) : headers, deadline: deadlineOf(call, timeoutMs) });
           } catch (error) {
+            active?.end({ error });
             refuse(error);
             return;
           }
-          result = pipeResult(invocation, call, options);
+          if (active) invocation = tracedInvocation(invocation, active);
+          result = pipeResult(invocation, call, options, trailers);
           return;
         }
         if (message.part === 'header') {
@@ -96,16 +110,20 @@ export function engineService(facade: EngineFacade, sessions: SessionRegistry, o
     },
 
     Enqueue(call: ServerUnaryCall<EnqueueRequestMessage, EnqueueReplyMessage>, callback: sendUnaryData<EnqueueReplyMessage>) {
+      const request = call.request;
+      const active = beginRequestTrace(facade.traces, traceCarrier(call.metadata, request.headers), enqueueSpanFields(request));
+      const trailers = traceMetadata(active);
+      if (trailers) call.sendMetadata(trailers.clone());
       let queued: Promise<EnqueueReplyMessage>;
       try {
-        queued = enqueueRequest(facade, call.request);
+        queued = enqueueRequest(facade, request, active);
       } catch (error) {
-        callback(statusFromError(error));
+        callback(withTrailers(statusFromError(error), trailers));
         return;
       }
       queued.then(
-        (result) => callback(null, { id: result.id, duplicate: result.duplicate }),
-        (error: unknown) => callback(statusFromError(error)),
+        (result) => callback(null, { id: result.id, duplicate: result.duplicate }, trailers),
+        (error: unknown) => callback(withTrailers(statusFromError(error), trailers)),
       );
     },
 

@@ -4,13 +4,42 @@ import type { EngineFacade } from './facade.js';
 import type { EnqueueReplyMessage, EnqueueRequestMessage, EnqueueStreamReplyMessage, EnqueueStreamRequestMessage } from './messages.js';
 import { enqueueFields, sequenceField } from './request-fields.js';
 import { errorFrameOf } from './status.js';
+import { beginRequestTrace, traceCarrier } from './request-trace.js';
+import { formatTraceparent, withTraceHeaders } from '../trace/context.js';
+import type { SpanStart } from '../trace/span.js';
+import type { ActiveSpan } from '../trace/tracer.js';
 
 /** Events of one EnqueueStream being queued at once; past it the engine stops reading the stream. */
 export const ENQUEUE_STREAM_WINDOW = 1024;
 
 /** An Enqueue request on the wire → the facade's input (throws InvalidInputError on a bad field: request-fields.ts). */
-export function enqueueRequest(facade: EngineFacade, request: EnqueueRequestMessage): Promise<EnqueueReplyMessage> {
-  return facade.enqueue(enqueueFields(request));
+export function enqueueRequest(facade: EngineFacade, request: EnqueueRequestMessage, trace?: ActiveSpan): Promise<EnqueueReplyMessage> {
+  let fields: ReturnType<typeof enqueueFields>;
+  try {
+    fields = enqueueFields(request);
+  } catch (error) {
+    trace?.end({ error });
+    throw error;
+  }
+  if (!trace) return facade.enqueue(fields);
+  // The event is stored with the traceparent of this (emit) span: each delivery continues it.
+  const queued = facade.enqueue({ ...fields, headers: withTraceHeaders(fields.headers, trace.context) });
+  return queued.then(
+    (result) => {
+      trace.end({ status: 'ok' }, { eventId: result.id });
+      return result;
+    },
+    (error: unknown) => {
+      trace.end({ error });
+      throw error;
+    },
+  );
+}
+
+/** The `emit` span of an enqueue (its event id, when the client chose one; else learnt when queued). */
+export function enqueueSpanFields(request: Partial<EnqueueRequestMessage> | null | undefined): Omit<SpanStart, 'node'> {
+  const target = typeof request?.target === 'string' ? request.target : '';
+  return typeof request?.id === 'string' && request.id ? { kind: 'emit', target, eventId: request.id } : { kind: 'emit', target };
 }
 
 /**
@@ -49,16 +78,19 @@ export function serveEnqueueStream(facade: EngineFacade, call: ServerDuplexStrea
       call.pause();
     }
     let queued: Promise<EnqueueReplyMessage>;
+    let active: ActiveSpan | undefined;
     try {
       sequenceField(seq, 'seq');
       if (!message.event) throw new InvalidInputError('invalid_argument', `EnqueueStream: request ${seq} carries no \`event\``, { field: 'event' });
-      queued = enqueueRequest(facade, message.event);
+      active = beginRequestTrace(facade.traces, traceCarrier(call.metadata, message.event.headers), enqueueSpanFields(message.event));
+      queued = enqueueRequest(facade, message.event, active);
     } catch (error) {
       queued = Promise.reject(error);
     }
+    const traceparent = active ? formatTraceparent(active.context) : undefined;
     queued.then(
-      (result) => reply({ seq, id: result.id, duplicate: result.duplicate }),
-      (error: unknown) => reply({ seq, error: errorFrameOf(error) }),
+      (result) => reply(traceparent ? { seq, id: result.id, duplicate: result.duplicate, traceparent } : { seq, id: result.id, duplicate: result.duplicate }),
+      (error: unknown) => reply(traceparent ? { seq, error: errorFrameOf(error), traceparent } : { seq, error: errorFrameOf(error) }),
     );
   });
   call.on('end', () => {

@@ -1,6 +1,7 @@
 import type { Manifest, Profile } from '../../manifests/types.js';
 import type { AppRecord, ArchiveFile, CrashlogEntry, CrashlogSummary, Runlist } from '../storage/types.js';
 import type { EnqueueResult, EventStatus } from '../queue/types.js';
+import type { EngineTraces } from '../trace/engine-traces.js';
 
 /**
  * What the transport layers (gRPC in engine/api/grpc, NATS request-reply) call. The engine core
@@ -109,6 +110,9 @@ export interface NodeInfo {
 }
 
 export interface EngineFacade {
+  /** This node's tracing (docs/tracing.md); transports record their requests' spans with it. Absent: no tracing. */
+  readonly traces?: EngineTraces;
+
   invoke(request: InvocationRequest): Invocation;
 
   enqueue(input: {

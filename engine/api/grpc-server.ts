@@ -12,6 +12,7 @@ import { cocaineProto, DEPLOY_SERVICE, ENGINE_SERVICE, HEALTH_SERVICE, PROTO_LOA
 import { DEPLOY_REQUEST_CHECKS } from './request-fields.js';
 import type { SessionRegistry } from './session.js';
 import { statusFromError } from './status.js';
+import { traceService } from './trace-service.js';
 
 export interface GrpcServerOptions {
   /** host:port; port 0 picks a free one. */
@@ -130,7 +131,10 @@ export async function startGrpcServer(facade: EngineFacade, options: GrpcServerO
   const uploads = await openUploadSpool({ ...options, maxArchiveBytes: resolved.maxArchiveBytes });
   server.addService(
     proto.deployService,
-    withRequestChecks(deployService(facade, followers, { maxArchiveBytes: resolved.maxArchiveBytes, uploads, uploadIdleMs: options.uploadIdleMs }), DEPLOY_REQUEST_CHECKS),
+    withRequestChecks(
+      { ...deployService(facade, followers, { maxArchiveBytes: resolved.maxArchiveBytes, uploads, uploadIdleMs: options.uploadIdleMs }), ...traceService(facade) },
+      DEPLOY_REQUEST_CHECKS,
+    ),
   );
   const health = new HealthImplementation(Object.fromEntries(HEALTH_SERVICES.map((name) => [name, 'SERVING' as ServingStatus])));
   health.addToServer(server);

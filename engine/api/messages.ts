@@ -39,6 +39,8 @@ export interface SessionFrameMessage {
   data?: Buffer;
   end?: boolean;
   error?: ErrorMessage | null;
+  /** Server → client, on a call's last frame (`end` or `error`): the engine's span of the call (docs/tracing.md). */
+  traceparent?: string;
 }
 
 export interface EnqueueRequestMessage {
@@ -65,6 +67,8 @@ export interface EnqueueStreamReplyMessage {
   id?: string;
   duplicate?: boolean;
   error?: ErrorMessage | null;
+  /** The engine's span of this enqueue (docs/tracing.md). */
+  traceparent?: string;
 }
 
 export interface StatusRequestMessage {
@@ -84,6 +88,8 @@ export interface EventStatusMessage {
   resultTruncated: boolean;
   createdAtMs: number;
   updatedAtMs: number;
+  /** The event's trace ("" when it has none). */
+  traceId: string;
 }
 
 export interface EventListMessage {

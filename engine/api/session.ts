@@ -1,4 +1,7 @@
-import type { ServerDuplexStream } from '@grpc/grpc-js';
+import type { Metadata, ServerDuplexStream } from '@grpc/grpc-js';
+import { formatTraceparent, TRACEPARENT, withTraceHeaders } from '../trace/context.js';
+import { tracedInvocation } from '../trace/traced-invocation.js';
+import { beginRequestTrace, traceCarrier } from './request-trace.js';
 import { EngineError, OverloadError } from '../errors/index.js';
 import { deadlineOf, MAX_RESULT_MESSAGE_BYTES, withTimeout } from './call-utils.js';
 import type { EngineFacade, Invocation } from './facade.js';
@@ -21,6 +24,8 @@ class SessionCall {
     readonly id: number,
     readonly invocation: Invocation,
     private readonly session: SessionHandler,
+    /** The engine's span of the call, sent on its last frame. */
+    private readonly traceparent: string | undefined,
   ) {}
 
   onChunk(chunk: Buffer): void {
@@ -32,14 +37,18 @@ class SessionCall {
   onEnd(): void {
     const held = this.held;
     this.held = undefined;
-    this.session.finished(this, { id: this.id, data: held ?? EMPTY, end: true });
+    const frame: SessionFrameMessage = { id: this.id, data: held ?? EMPTY, end: true };
+    if (this.traceparent) frame.traceparent = this.traceparent;
+    this.session.finished(this, frame);
   }
 
   onError(error: Error): void {
     const held = this.held;
     this.held = undefined;
     if (held !== undefined) this.session.send({ id: this.id, data: held });
-    this.session.finished(this, { id: this.id, error: errorFrameOf(error) });
+    const frame: SessionFrameMessage = { id: this.id, error: errorFrameOf(error) };
+    if (this.traceparent) frame.traceparent = this.traceparent;
+    this.session.finished(this, frame);
   }
 }
 
@@ -145,24 +154,40 @@ export class SessionHandler {
       return;
     }
     let invocation: Invocation;
+    // Each call continues its own invoke headers' traceparent, else the session stream's.
+    const active = beginRequestTrace(this.facade.traces, traceCarrier(this.traceSource(header.headers), header.headers), { kind: 'session', target: header.target });
+    let traceparent: string | undefined;
     try {
       sequenceField(id, 'id');
       const { app, event, headers, timeoutMs } = invokeFields(header);
-      invocation = this.facade.invoke({ app, event, headers, deadline: withTimeout(this.streamDeadline, timeoutMs) });
+      let passed = headers;
+      if (active) {
+        passed = withTraceHeaders(headers, active.context);
+        traceparent = passed.traceparent;
+      }
+      invocation = this.facade.invoke({ app, event, headers: passed, deadline: withTimeout(this.streamDeadline, timeoutMs) });
     } catch (error) {
-      this.reject(id, error);
+      active?.end({ error });
+      this.reject(id, error, active ? (traceparent ?? formatTraceparent(active.context)) : undefined);
       return;
     }
-    const sessionCall = new SessionCall(id, invocation, this);
+    if (active) invocation = tracedInvocation(invocation, active);
+    const sessionCall = new SessionCall(id, invocation, this, traceparent);
     this.open.set(id, sessionCall);
     if (frame.data && frame.data.length > 0) invocation.write(frame.data);
     if (frame.end) invocation.end();
     invocation.listen(sessionCall);
   }
 
-  private reject(id: number, error: unknown): void {
+  private reject(id: number, error: unknown, traceparent?: string): void {
     const message: ErrorMessage = errorFrameOf(error);
-    this.send({ id, error: message });
+    this.send(traceparent ? { id, error: message, traceparent } : { id, error: message });
+  }
+
+  /** The stream's metadata when the call's own headers carry no traceparent. */
+  private traceSource(headers: Record<string, string> | undefined): Metadata | undefined {
+    if (headers && Object.keys(headers).some((key) => key.toLowerCase() === TRACEPARENT)) return undefined;
+    return this.call.metadata;
   }
 
   private maybeEnd(): void {

@@ -1,9 +1,11 @@
-import { headers as natsHeaders, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { Match, headers as natsHeaders, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { MAX_RESULT_MESSAGE_BYTES } from '../api/call-utils.js';
 import type { EngineFacade } from '../api/facade.js';
 import { grpcStatusOf } from '../api/status.js';
 import { durationText, headersField, nameField } from '../api/request-fields.js';
 import { EngineError, InvalidInputError, toEngineError } from '../errors/index.js';
+import { continueTrace, traceHeaders, withTraceHeaders } from '../trace/context.js';
+import { tracedInvocation } from '../trace/traced-invocation.js';
 
 export const INVOKE_QUEUE_GROUP = 'cocaine-engine';
 
@@ -46,6 +48,13 @@ export class NatsInvokeService {
   private async serve(msg: Msg, app: string): Promise<void> {
     const reply = msg.reply as string;
     let seq = 0;
+    // The caller's traceparent (message headers) is continued; the reply headers return the engine's span.
+    const active = this.facade.traces?.tracer.begin(continueTrace((name) => msg.headers?.values(name, Match.IgnoreCase) ?? []).context, { kind: 'invoke', target: `${app}@${msg.headers?.get(NatsHeader.event) ?? ''}` });
+    const returned = active ? traceHeaders(active.context) : undefined;
+    const withTrace = (h: ReturnType<typeof natsHeaders>) => {
+      if (returned) for (const [name, value] of Object.entries(returned)) if (value !== undefined) h.set(name, value);
+      return h;
+    };
     try {
       // The same field checks as the gRPC edge (api/request-fields.ts), named as NATS clients see them.
       nameField('app', app, 'subject');
@@ -60,7 +69,8 @@ export class NatsInvokeService {
         }
       }
       headersField(passed, 'headers');
-      const invocation = this.facade.invoke({ app, event, headers: passed, deadline: timeoutMs > 0 ? Date.now() + timeoutMs : 0 });
+      const request = { app, event, headers: active ? withTraceHeaders(passed, active.context) : passed, deadline: timeoutMs > 0 ? Date.now() + timeoutMs : 0 };
+      const invocation = active ? tracedInvocation(this.facade.invoke(request), active) : this.facade.invoke(request);
       invocation.write(Buffer.from(msg.data));
       invocation.end();
       // Pieces fit the server's max_payload (1 MiB by default) with room for the headers.
@@ -68,18 +78,19 @@ export class NatsInvokeService {
       for await (const chunk of invocation) {
         // An empty message is the end marker, so empty chunks are not sent.
         for (let offset = 0; offset < chunk.length; offset += pieceBytes) {
-          const h = natsHeaders();
+          const h = withTrace(natsHeaders());
           h.set(NatsHeader.seq, String(seq++));
           this.nc.publish(reply, chunk.subarray(offset, offset + pieceBytes), { headers: h });
         }
       }
-      const done = natsHeaders();
+      const done = withTrace(natsHeaders());
       done.set(NatsHeader.status, 'ok');
       done.set(NatsHeader.seq, String(seq));
       this.nc.publish(reply, new Uint8Array(0), { headers: done });
     } catch (error) {
       const failure: EngineError = toEngineError(error);
-      const h = natsHeaders();
+      active?.end({ error: failure });
+      const h = withTrace(natsHeaders());
       h.set(NatsHeader.status, 'error');
       h.set(NatsHeader.seq, String(seq));
       h.set(NatsHeader.errorCode, failure.code);

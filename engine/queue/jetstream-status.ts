@@ -2,6 +2,7 @@ import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { withRetry } from '../nats/retry.js';
 import type { EventStatus } from './types.js';
+import { traceIdOfHeaders } from '../trace/context.js';
 
 /** An event's status as kept in KV (result base64), plus where its dead letter is. */
 export type StoredStatus = Omit<EventStatus, 'result'> & {
@@ -81,5 +82,17 @@ export function toEventStatus(stored: StoredStatus): EventStatus {
   };
   if (stored.lastError !== undefined) status.lastError = stored.lastError;
   if (stored.result !== undefined) status.result = Buffer.from(stored.result, 'base64');
+  if (stored.traceId !== undefined) status.traceId = stored.traceId;
   return status;
+}
+
+/** `{traceId}` from an event's stored headers (the `Cocaine-Headers` JSON), or `{}`. */
+export function traceIdField(encodedHeaders: string | undefined): { traceId?: string } {
+  if (!encodedHeaders || !encodedHeaders.includes('traceparent')) return {};
+  try {
+    const traceId = traceIdOfHeaders(JSON.parse(encodedHeaders) as Record<string, string>);
+    return traceId === undefined ? {} : { traceId };
+  } catch {
+    return {};
+  }
 }

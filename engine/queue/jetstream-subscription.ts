@@ -2,6 +2,7 @@ import type { Consumer, JsMsg } from '@nats-io/jetstream';
 import { sleep } from '../util/timers.js';
 import { retryDelayMs } from './backoff.js';
 import { checkOutcome } from './local-records.js';
+import { traceIdField } from './jetstream-status.js';
 import type { StatusStore, StoredStatus } from './jetstream-status.js';
 import { repeatEvery } from './repeat.js';
 import { LEASE_EXPIRED_ERROR, type EventHandler, type HandlerOutcome, type QueueOptions, type QueuedEvent, type Subscription } from './types.js';
@@ -136,7 +137,7 @@ export class JetStreamSubscription implements Subscription {
     const maxAttempts = Number(headers?.get(Header.maxAttempts) || options.defaultMaxAttempts);
     const createdAt = Number(headers?.get(Header.createdAt) || now);
     const event = headers?.get(Header.event) ?? '';
-    let base: StoredStatus = previous ?? { id, app: this.app, event, state: 'PENDING', attempts: 0, maxAttempts, resultTruncated: false, createdAt, updatedAt: now };
+    let base: StoredStatus = previous ?? { id, app: this.app, event, state: 'PENDING', attempts: 0, maxAttempts, resultTruncated: false, createdAt, updatedAt: now, ...traceIdField(headers?.get(Header.headers)) };
     if (previous?.state === 'PROCESSING') {
       // Redelivered after ack wait: the node that ran it died (or lost NATS); that attempt counts.
       base = { ...previous, lastError: LEASE_EXPIRED_ERROR };

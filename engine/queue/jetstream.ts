@@ -19,7 +19,8 @@ import { newEventId } from './ids.js';
 import { checkEnqueueInput } from './local-records.js';
 import { resolveQueueOptions } from './options.js';
 import { sleep } from '../util/timers.js';
-import { StatusStore, statusKey, toEventStatus, type StoredStatus } from './jetstream-status.js';
+import { StatusStore, statusKey, toEventStatus, traceIdField, type StoredStatus } from './jetstream-status.js';
+import { traceIdOfHeaders } from '../trace/context.js';
 import { Header, JetStreamSubscription } from './jetstream-subscription.js';
 import { type EnqueueInput, type EnqueueResult, type EventHandler, type EventStatus, type Queue, type QueueOptions, type SubscribeOptions, type Subscription } from './types.js';
 
@@ -127,7 +128,8 @@ export class JetStreamQueue implements Queue {
     const maxAttempts = checkEnqueueInput(input, this.options.defaultMaxAttempts);
     const id = input.id ?? newEventId();
     const now = Date.now();
-    const status: StoredStatus = { id, app: input.app, event: input.event, state: 'PENDING', attempts: 0, maxAttempts, resultTruncated: false, createdAt: now, updatedAt: now };
+    const traceId = traceIdOfHeaders(input.headers);
+    const status: StoredStatus = { id, app: input.app, event: input.event, state: 'PENDING', attempts: 0, maxAttempts, resultTruncated: false, createdAt: now, updatedAt: now, ...(traceId ? { traceId } : {}) };
     // A fresh id needs no status write: until its first attempt the message itself is the status
     // (see status()). A client id is recorded first, so a repeat stays a duplicate past the stream's
     // deduplication window.
@@ -180,6 +182,7 @@ export class JetStreamQueue implements Queue {
       resultTruncated: false,
       createdAt,
       updatedAt: createdAt,
+      ...traceIdField(headers.get(Header.headers)),
     });
   }
 

@@ -1,6 +1,7 @@
 import { InvalidInputError } from '../errors/index.js';
 import type { StoredEvent } from './local-store.js';
 import type { EnqueueInput, EventStatus, HandlerOutcome } from './types.js';
+import { traceIdOfHeaders } from '../trace/context.js';
 
 const MAX_ID_LENGTH = 256;
 /** How far ahead an event may be delayed. */
@@ -47,6 +48,8 @@ export function toStatus(record: StoredEvent): EventStatus {
   };
   if (record.lastError !== undefined) status.lastError = record.lastError;
   if (record.result !== undefined) status.result = record.result;
+  const traceId = traceIdOfHeaders(record.headers);
+  if (traceId !== undefined) status.traceId = traceId;
   return status;
 }
 

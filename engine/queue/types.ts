@@ -42,6 +42,8 @@ export interface EventStatus {
   resultTruncated: boolean;
   createdAt: number;
   updatedAt: number;
+  /** The trace the event belongs to (from its stored `traceparent`; docs/tracing.md), when it has one. */
+  traceId?: string;
 }
 
 /** What a subscriber did with an event. */

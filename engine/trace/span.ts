@@ -82,12 +82,22 @@ export function errorOutcome(error: unknown): SpanOutcome {
   return { status: 'error', code: clip(code, SPAN_LIMITS.codeChars), message: clip(message, SPAN_LIMITS.messageChars) };
 }
 
+const OK: SpanOutcome = Object.freeze({ status: 'ok' });
+
 /** A copy of `span`, finished at `end` (now when absent) with `outcome` (or `errorOutcome(error)`). */
 export function finishSpan(span: Span, outcome: SpanOutcome | { error: unknown }, end: number = Date.now()): Span {
-  const finished: SpanOutcome = 'error' in outcome ? errorOutcome(outcome.error) : outcome;
+  const result: SpanOutcome = 'error' in outcome ? errorOutcome(outcome.error) : outcome;
   const bounded: SpanOutcome =
-    finished.status === 'ok' ? { status: 'ok' } : { status: 'error', code: clip(finished.code, SPAN_LIMITS.codeChars), message: clip(finished.message, SPAN_LIMITS.messageChars) };
-  return { ...span, end: Math.max(end, span.start), outcome: bounded };
+    result.status === 'ok' ? OK : { status: 'error', code: clip(result.code, SPAN_LIMITS.codeChars), message: clip(result.message, SPAN_LIMITS.messageChars) };
+  // Built field by field (a spread of an object with optional fields is several times slower).
+  const finished: Span = { traceId: span.traceId, spanId: span.spanId, kind: span.kind, target: span.target, node: span.node, start: span.start };
+  if (span.parentSpanId !== undefined) finished.parentSpanId = span.parentSpanId;
+  if (span.worker !== undefined) finished.worker = span.worker;
+  finished.end = Math.max(end, span.start);
+  finished.outcome = bounded;
+  if (span.attempt !== undefined) finished.attempt = span.attempt;
+  if (span.eventId !== undefined) finished.eventId = span.eventId;
+  return finished;
 }
 
 /** ms the span took, or undefined while it runs. */
@@ -141,7 +151,7 @@ export function validateSpan(span: Span): Span {
   if (span.parentSpanId !== undefined) copy.parentSpanId = span.parentSpanId;
   if (span.worker !== undefined) copy.worker = span.worker;
   if (span.end !== undefined) copy.end = span.end;
-  if (outcome !== undefined) copy.outcome = outcome.status === 'ok' ? { status: 'ok' } : { status: 'error', code: outcome.code, message: outcome.message };
+  if (outcome !== undefined) copy.outcome = outcome.status === 'ok' ? OK : { status: 'error', code: outcome.code, message: outcome.message };
   if (span.attempt !== undefined) copy.attempt = span.attempt;
   if (span.eventId !== undefined) copy.eventId = span.eventId;
   return copy;

@@ -11,6 +11,8 @@ export interface TraceStore {
    * (and counted); an update of a kept one never is.
    */
   record(span: Span): Promise<void>;
+  /** record(), synchronously, where the store can (memory): the Tracer then allocates no promise per span. Throws what record() rejects with. */
+  recordNow?(span: Span): void;
   /** The trace's spans, ordered by start (then span id); [] when unknown or expired. */
   get(traceId: string): Promise<Span[]>;
   /** The trace's spans as a tree (see buildTree); undefined when unknown or expired. */
