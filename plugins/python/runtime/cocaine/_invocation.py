@@ -121,18 +121,27 @@ class Invocation:
         if self.done:
             return
         self._close()
+        self._close_services()
         self.worker.writer.send(frames + ((_wire.END, self.channel, b""),))
 
     def _fail(self, error):
         if self.done:
             return
         self._close()
+        self._close_services()
         try:
             message = "%s: %s" % (type(error).__name__, error)
         except BaseException:
             # An exception whose str() raises still fails only its own call.
             message = "%s (its message could not be read)" % type(error).__name__
         self.worker.send_error(self.channel, "handler", message)
+
+    def _close_services(self):
+        # The handler is done: the service channels it left open (a call result it did not read
+        # to the end) are cancelled, before its END or ERROR goes out.
+        services = self.request._services
+        if services is not None:
+            services.close("finished")
 
     def _close(self):
         self.done = True
