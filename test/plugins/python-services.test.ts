@@ -49,9 +49,12 @@ function engine(peer: () => Peer): (request: ServiceRequest) => Promise<ServiceR
             return { json: { ok: true } };
           case 'upper':
             return { chunks: [body.toString().toUpperCase()] };
-          case 'a':
-          case 'b':
-            return { chunks: [event.toUpperCase()] };
+          case 'pair':
+            // Answers only once two calls are open at the same time.
+            await waitFor(() => peer().services.filter((s) => s.args.target === 'other@pair').length >= 2, 'two concurrent calls');
+            return { chunks: [body.toString().toUpperCase()] };
+          case 'gone':
+            return { error: { code: 'cancelled', message: 'the parent invocation ended' } };
           case 'who':
             // Answers only once two handlers are waiting at the same time.
             await waitFor(() => peer().services.filter((s) => s.args.target === 'other@who').length >= 2, 'two concurrent calls');
@@ -184,6 +187,8 @@ describe('python runtime: protocol version 2 services', () => {
     // An error after a chunk: the chunk is read, then iteration raises.
     const { value } = await json(peer, 'call_error_late');
     expect(value).toEqual({ seen: ['half'], error: { type: 'ServiceError', code: 'worker_crashed', message: 'the callee died' } });
+    // The engine cancels a service channel when the parent goes away: that is the handler's Cancelled.
+    expect((await json(peer, 'call_cancelled_by_engine')).value).toEqual({ type: 'Cancelled', code: 'cancelled' });
   });
 
   it('checks arguments before anything is sent, naming the argument', async () => {
@@ -260,7 +265,7 @@ describe('python runtime: protocol version 2 services', () => {
       [channel, 'error', 'bad'],
     ]);
     expect(peer.logs[0].fields).toBeUndefined();
-    expect(peer.logs[1].fields).toEqual({ user: 'u1', n: 3, ok: true, ratio: 0.5, none: null, obj: expect.stringMatching(/^<object object at /), listed: '[1, 2]' });
+    expect(peer.logs[1].fields).toEqual({ user: 'u1', n: 3, ok: true, ratio: 0.5, big: 1e16, inf: 'inf', none: null, obj: expect.stringMatching(/^<object object at /), listed: '[1, 2]' });
     expect(peer.logs[3].fields).toEqual({ code: 'E1' });
   });
 
@@ -312,8 +317,8 @@ describe('python runtime: protocol version 2 services', () => {
     });
     expect(peer.services.map((s) => s.args.target ?? s.args.method)).toEqual([
       'other@echo',
-      'other@a',
-      'other@b',
+      'other@pair',
+      'other@pair',
       'get',
       'put',
       'list',

@@ -66,9 +66,9 @@ class Request:
     """One invocation. The body arrives in chunks while the handler runs: read it whole with
     body()/text()/json(), or chunk by chunk with `for chunk in request` (or `async for`)."""
 
-    __slots__ = ("event", "headers", "deadline", "cancelled", "cancel_code", "_chunks", "_ended", "_cond", "_waker", "_services", "_storage", "_log")
+    __slots__ = ("event", "headers", "deadline", "cancelled", "cancel_code", "_chunks", "_ended", "_cond", "_waker", "_origin", "_services", "_storage", "_log")
 
-    def __init__(self, event, headers, deadline, services=None):
+    def __init__(self, event, headers, deadline, origin=None):
         self.event = event
         self.headers = headers
         self.deadline = deadline
@@ -80,7 +80,10 @@ class Request:
         self._ended = False
         self._cond = threading.Condition(threading.Lock())
         self._waker = None
-        self._services = services
+        # (worker, channel) of the invocation; its Services are made on first use, and _services
+        # holds the reason instead when the invocation closed before any use.
+        self._origin = origin
+        self._services = None
         self._storage = None
         self._log = None
 
@@ -109,8 +112,7 @@ class Request:
             self._cond.notify_all()
         self.cancelled.set()
         self._wake()
-        if self._services is not None:
-            self._services.close(code)
+        self._close_services(code)
 
     def _wake(self):
         waker = self._waker
@@ -181,9 +183,38 @@ class Request:
             yield chunk
 
     # Services (protocol version 2; plugins/python/README.md, "Services").
+    def _svc(self):
+        """This invocation's Services (cocaine/_services.py), made on first use: a handler that
+        uses none pays nothing for them."""
+        services = self._services
+        if services is None or isinstance(services, str):
+            if self._origin is None:
+                raise ServiceError("unsupported", "this request is not served by a cocaine worker")
+            from cocaine._services import Services
+
+            with self._cond:
+                services = self._services
+                if services is None or isinstance(services, str):
+                    closed = services or self.cancel_code
+                    services = Services(*self._origin)
+                    if closed:
+                        services.close(closed)
+                    self._services = services
+        return services
+
+    def _close_services(self, why):
+        """The invocation was cancelled ('cancelled', 'deadline') or finished ('finished')."""
+        with self._cond:
+            services = self._services
+            if services is None:
+                self._services = why
+                return
+            if isinstance(services, str):
+                return
+        services.close(why)
+
     def _api(self):
-        if self._services is None:
-            raise ServiceError("unsupported", "this request is not served by a cocaine worker")
+        self._svc()
         from cocaine import _api
 
         return _api
@@ -194,7 +225,7 @@ class Request:
         the chunks, or read it with body()/text()/json(). `timeout` in seconds (default: this
         call's own deadline). Raises ServiceError, or Cancelled once this call was cancelled."""
         api = self._api()
-        channel = self._services.request("call", api.call_args(target, headers, timeout), body)
+        channel = self._svc().request("call", api.call_args(target, headers, timeout), body)
         channel.wait_first()
         return api.CallResult(channel)
 
@@ -203,33 +234,33 @@ class Request:
         once it is durably queued. `delay` in seconds; `id` for idempotence (default: derived
         from this event's id, see docs/worker-protocol.md)."""
         api = self._api()
-        return api.emitted(self._services.request("emit", api.emit_args(target, headers, delay, id), body).read_all())
+        return api.emitted(self._svc().request("emit", api.emit_args(target, headers, delay, id), body).read_all())
 
     async def call_async(self, target, body=b"", headers=None, timeout=None):
         """call() for async handlers: body may also be an async iterable; the result is an
         AsyncCallResult (`async for chunk in result`, `await result.body()`)."""
         api = self._api()
-        channel = await self._services.request_async("call", api.call_args(target, headers, timeout), body)
+        channel = await self._svc().request_async("call", api.call_args(target, headers, timeout), body)
         await channel.wait_first_async()
         return api.AsyncCallResult(channel)
 
     async def emit_async(self, target, body=b"", headers=None, delay=None, id=None):
         api = self._api()
-        channel = await self._services.request_async("emit", api.emit_args(target, headers, delay, id), body)
+        channel = await self._svc().request_async("emit", api.emit_args(target, headers, delay, id), body)
         return api.emitted(await channel.read_all_async())
 
     @property
     def storage(self):
         """The app's key-value store: get, put, delete, list (and their _async twins)."""
         if self._storage is None:
-            self._storage = self._api().Storage(self._services)
+            self._storage = self._api().Storage(self._svc())
         return self._storage
 
     @property
     def log(self):
         """Structured logs of this invocation: log.debug/info/warn/error(message, **fields)."""
         if self._log is None:
-            self._log = self._api().Log(self._services)
+            self._log = self._api().Log(self._svc())
         return self._log
 
     def __repr__(self):

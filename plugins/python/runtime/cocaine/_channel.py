@@ -43,7 +43,12 @@ class Channel:
         with self._cond:
             if self._ended or self._error or self._cancelled:
                 return
-            self._error = (code, message)
+            if code == "cancelled":
+                # The engine cancels a service channel when the invocation it serves goes away:
+                # to the handler that is its own cancellation.
+                self._cancelled = code
+            else:
+                self._error = (code, message)
             self._wake()
 
     def cancel(self, code):

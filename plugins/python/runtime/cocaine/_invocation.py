@@ -139,9 +139,7 @@ class Invocation:
     def _close_services(self):
         # The handler is done: the service channels it left open (a call result it did not read
         # to the end) are cancelled, before its END or ERROR goes out.
-        services = self.request._services
-        if services is not None:
-            services.close("finished")
+        self.request._close_services("finished")
 
     def _close(self):
         self.done = True

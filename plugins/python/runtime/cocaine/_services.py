@@ -138,12 +138,15 @@ class Services:
         with self._lock:
             # After the invocation finished, its channel is closed: the record goes on channel 0.
             channel = self.parent if self._closed is None else 0
-        self.worker.writer.send_one(_wire.LOG, channel, _codec.dumps_any(record))
+        self.worker.writer.send_one(_wire.LOG, channel, _codec.dumps(record))
 
 
 def _field(value):
-    # Fields are a flat object: scalars as they are, anything else as its str().
-    if value is None or isinstance(value, (str, bool, int, float)):
+    # Fields are a flat object: scalars as they are, anything else as its str() (also a float
+    # that JSON cannot carry: inf, nan).
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float) and value - value == 0:
         return value
     return str(value)
 

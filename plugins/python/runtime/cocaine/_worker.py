@@ -12,7 +12,6 @@ import cocaine
 from cocaine import _codec, _wire
 from cocaine._app import load_app
 from cocaine._invocation import Invocation
-from cocaine._services import Services
 
 #: The highest protocol version this runtime speaks; it handshakes with the engine's if lower.
 PROTOCOL_VERSION = 2
@@ -210,7 +209,7 @@ class Worker:
         if fn is None:
             self.send_error(channel, "not_found", "the app has no handler for the event '%s'" % event)
             return
-        invocation = Invocation(self, channel, fn, cocaine.Request(event, headers, deadline, Services(self, channel)))
+        invocation = Invocation(self, channel, fn, cocaine.Request(event, headers, deadline, (self, channel)))
         self.open[channel] = invocation
         threading.Thread(target=invocation.run, name="cocaine-ch%d" % channel, daemon=True).start()
 
