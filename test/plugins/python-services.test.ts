@@ -269,6 +269,17 @@ describe('python runtime: protocol version 2 services', () => {
     expect(peer.logs[3].fields).toEqual({ code: 'E1' });
   });
 
+  it('after the handler returned, a thread of it logs off the closed channel and its call is refused', async () => {
+    const peer = await worker();
+    const { channel, result } = invoke(peer, 'late_log');
+    expect((await result).text).toBe('returned');
+    await waitFor(() => peer.stderr.some((line) => line.startsWith('late call')), 'the late call');
+    expect(peer.stderr).toContain("late call: cancelled: the handler's invocation has already finished");
+    // The late record went out on channel 0, which the peer does not record.
+    expect(peer.logs.map((log) => [log.channel, log.message])).toEqual([[channel, 'early']]);
+    expect(peer.services).toEqual([]);
+  });
+
   for (const code of ['cancelled', 'deadline'] as const) {
     it(`a cancel (${code}) of the invocation sends ERROR cancelled on its open service channel and raises Cancelled in the blocked call`, async () => {
       const peer = await worker();

@@ -22,13 +22,15 @@ class Invocation:
     # Reader thread: the engine cancelled the channel (caller gone or deadline).
     def cancel(self, code):
         self._close()
-        self.request._cancel(code)
         loop, task = self.loop, self.task
         if loop is not None and task is not None:
+            # Before the request wakes its waiters: the loop runs the cancel first, so an awaiting
+            # handler always sees asyncio.CancelledError, never a race of it and Cancelled.
             try:
                 loop.call_soon_threadsafe(task.cancel)
             except RuntimeError:
                 pass  # the loop already closed
+        self.request._cancel(code)
 
     def run(self):
         try:
