@@ -49,6 +49,13 @@ function engine(peer: () => Peer): (request: ServiceRequest) => Promise<ServiceR
             return { json: { ok: true } };
           case 'upper':
             return { chunks: [body.toString().toUpperCase()] };
+          case 'size':
+            return { json: { bytes: body.length, last: body[body.length - 1] } };
+          case 'big': {
+            const data = Buffer.alloc(8 << 20);
+            for (let i = 0; i < data.length; i++) data[i] = i % 251;
+            return { chunks: Array.from({ length: 8 }, (_, i) => data.subarray(i << 20, (i + 1) << 20)) };
+          }
           case 'pair':
             // Answers only once two calls are open at the same time.
             await waitFor(() => peer().services.filter((s) => s.args.target === 'other@pair').length >= 2, 'two concurrent calls');
@@ -215,6 +222,27 @@ describe('python runtime: protocol version 2 services', () => {
     expect(byBody.get('first')?.parent).toBe(first.channel);
     expect(byBody.get('second')?.parent).toBe(second.channel);
     expect(new Set(peer.services.map((s) => s.channel))).toEqual(new Set([WORKER_CHANNEL_BASE + 1, WORKER_CHANNEL_BASE + 2]));
+  });
+
+  it('moves 8 MiB each way through calls', async () => {
+    const peer = await worker();
+    const { value } = await json(peer, 'call_big');
+    expect(value).toMatchObject({ sent: { bytes: 8 << 20, last: 7 }, received: 8 << 20, pattern: true });
+    expect((value as { chunks: number }).chunks).toBeGreaterThanOrEqual(8);
+  });
+
+  it('20 handlers making 5 calls each at once: 100 channels, no answer crosses to another handler', async () => {
+    const peer = await worker();
+    const calls = Array.from({ length: 20 }, (_, i) => invoke(peer, 'many', `h${i}`));
+    const results = await Promise.all(calls.map((call) => call.result));
+    results.forEach(({ text, error }, i) => {
+      expect(error).toBeUndefined();
+      expect(JSON.parse(text)).toEqual([0, 1, 2, 3, 4].map((k) => `h${i}-${k}`));
+    });
+    expect(new Set(peer.services.map((s) => s.channel))).toEqual(new Set(Array.from({ length: 100 }, (_, k) => WORKER_CHANNEL_BASE + k + 1)));
+    for (const [i, call] of calls.entries()) {
+      expect(peer.services.filter((s) => s.parent === call.channel).map((s) => s.body.toString())).toEqual([0, 1, 2, 3, 4].map((k) => `h${i}-${k}`));
+    }
   });
 
   it('emit: args in milliseconds, the body, and the answer as {id, duplicate}', async () => {
