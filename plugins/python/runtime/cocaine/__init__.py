@@ -260,7 +260,9 @@ class Request:
     def log(self):
         """Structured logs of this invocation: log.debug/info/warn/error(message, **fields)."""
         if self._log is None:
-            self._log = self._api().Log(self._svc())
+            from cocaine import _api
+
+            self._log = _api.Log(self._svc() if self._origin is not None else None)
         return self._log
 
     def __repr__(self):

@@ -187,26 +187,33 @@ class Storage:
 
 
 class Log:
-    """Structured log records of the invocation: `request.log.info("message", key=value)`."""
+    """Structured log records of the invocation: `request.log.info("message", key=value)`.
+    Without services (a Request made outside a worker, e.g. in an app's unit test) records are
+    lines on stderr."""
 
-    __slots__ = ("_services",)
+    __slots__ = ("_log",)
 
     def __init__(self, services):
-        self._services = services
+        if services is not None:
+            self._log = services.log
+        else:
+            from cocaine._services import log_record, log_to_stderr
+
+            self._log = lambda level, message, fields: log_to_stderr(log_record(level, message, fields))
 
     def debug(self, message, **fields):
-        self._services.log("debug", message, fields)
+        self._log("debug", message, fields)
 
     def info(self, message, **fields):
-        self._services.log("info", message, fields)
+        self._log("info", message, fields)
 
     def warn(self, message, **fields):
-        self._services.log("warn", message, fields)
+        self._log("warn", message, fields)
 
     warning = warn
 
     def error(self, message, **fields):
-        self._services.log("error", message, fields)
+        self._log("error", message, fields)
 
 
 class CallResult:

@@ -47,6 +47,12 @@ class Services:
         self.worker.services[channel.number] = channel
         return channel
 
+    def _head(self, service, args):
+        payload = _codec.dumps({"service": service, "parent": self.parent, "args": args})
+        if len(payload) > _wire.MAX_PAYLOAD:
+            raise ValueError("the %s request's arguments (headers, target, key) are over the 64 MiB frame limit" % service)
+        return payload
+
     def _send(self, channel, frames):
         """Sends frames on the channel unless it is finished; returns whether they went out."""
         with channel.send_lock:
@@ -57,17 +63,19 @@ class Services:
 
     def request(self, service, args, body=b""):
         """Opens a channel and sends SERVICE, the body (bytes, str or an iterable of chunks) and END."""
+        whole = body is None or isinstance(body, _CHUNK_TYPES)
+        if not whole and not hasattr(body, "__iter__"):
+            raise TypeError("body must be bytes, str or an iterable of chunks, got %s" % type(body).__name__)
+        payload = self._head(service, args)
         channel = self._open_channel()
         number = channel.number
-        head = (_wire.SERVICE, number, _codec.dumps({"service": service, "parent": self.parent, "args": args}))
+        head = (_wire.SERVICE, number, payload)
         try:
-            if body is None or isinstance(body, _CHUNK_TYPES):
+            if whole:
                 chunk = _chunk(body) if body is not None else b""
                 frames = (head, (_wire.CHUNK, number, chunk), (_wire.END, number, b"")) if len(chunk) else (head, (_wire.END, number, b""))
                 self._send(channel, frames)
             else:
-                if not hasattr(body, "__iter__"):
-                    raise TypeError("body must be bytes, str or an iterable of chunks, got %s" % type(body).__name__)
                 self._send(channel, (head,))
                 for item in body:
                     if not self._send(channel, ((_wire.CHUNK, number, _chunk(item)),)):
@@ -76,17 +84,17 @@ class Services:
         except BaseException:
             self.cancel_channel(channel, "cancelled")
             raise
-        channel.sent_end = True
         return channel
 
     async def request_async(self, service, args, body=b""):
         """request() with an async iterable body too."""
         if not hasattr(body, "__aiter__"):
             return self.request(service, args, body)
+        payload = self._head(service, args)
         channel = self._open_channel()
         number = channel.number
         try:
-            self._send(channel, ((_wire.SERVICE, number, _codec.dumps({"service": service, "parent": self.parent, "args": args})),))
+            self._send(channel, ((_wire.SERVICE, number, payload),))
             async for item in body:
                 if not self._send(channel, ((_wire.CHUNK, number, _chunk(item)),)):
                     break
@@ -94,7 +102,6 @@ class Services:
         except BaseException:
             self.cancel_channel(channel, "cancelled")
             raise
-        channel.sent_end = True
         return channel
 
     # Closing channels.
@@ -125,20 +132,36 @@ class Services:
 
     # Log records.
     def log(self, level, message, fields):
-        record = {"level": level, "message": message if isinstance(message, str) else str(message)}
-        if fields:
-            record["fields"] = {str(key): _field(value) for key, value in fields.items()}
+        record = log_record(level, message, fields)
         if not self.enabled:
-            # Version 1 has no LOG frame: the record goes to stderr, which the engine logs.
-            line = "[%s] %s" % (level, record["message"])
-            if fields:
-                line += " " + " ".join("%s=%s" % item for item in record["fields"].items())
-            sys.stderr.write(line + "\n")
+            log_to_stderr(record)
             return
         with self._lock:
             # After the invocation finished, its channel is closed: the record goes on channel 0.
             channel = self.parent if self._closed is None else 0
-        self.worker.writer.send_one(_wire.LOG, channel, _codec.dumps(record))
+        payload = _codec.dumps(record)
+        if len(payload) > _wire.MAX_PAYLOAD:
+            # One record is one frame: a message over the frame limit is cut (rare: 64 MiB).
+            record = {"level": level, "message": record["message"][: 1 << 20] + " [truncated: the record was over 64 MiB]"}
+            payload = _codec.dumps(record)
+        self.worker.writer.send_one(_wire.LOG, channel, payload)
+
+
+def log_record(level, message, fields):
+    record = {"level": level, "message": message if isinstance(message, str) else str(message)}
+    if fields:
+        record["fields"] = {str(key): _field(value) for key, value in fields.items()}
+    return record
+
+
+def log_to_stderr(record):
+    """Without LOG frames (a version 1 engine, a request made outside a worker) a record is a
+    line on stderr, which the engine captures as the app's output."""
+    line = "[%s] %s" % (record["level"], record["message"])
+    fields = record.get("fields")
+    if fields:
+        line += " " + " ".join("%s=%s" % item for item in fields.items())
+    sys.stderr.write(line + "\n")
 
 
 def _field(value):
