@@ -141,20 +141,21 @@ class Worker:
         return _WORKER_CHANNEL_BASE | k
 
     def on_service_frame(self, type_, channel, payload):
-        service = self.services.get(channel)
-        if service is None:
+        """The engine's answer on a worker channel (cocaine/_channel.py)."""
+        opened = self.services.get(channel)
+        if opened is None:
             return  # a finished channel: dropped
         if type_ == _wire.CHUNK:
-            service._push(payload)
+            opened._push(payload)
         elif type_ == _wire.END:
             self.services.pop(channel, None)
-            service.services.finished(service)
-            service._end()
+            opened.services.finished(opened)
+            opened._end()
         elif type_ == _wire.ERROR:
             self.services.pop(channel, None)
-            service.services.finished(service)
+            opened.services.finished(opened)
             code, message = _error_of(payload)
-            service._fail(code, message)
+            opened._fail(code, message)
 
     def serve(self):
         reader = _wire.Reader(self.sock, self._heard)
