@@ -196,6 +196,7 @@ describe('python runtime: protocol version 2 services', () => {
     expect(value).toEqual({ seen: ['half'], error: { type: 'ServiceError', code: 'worker_crashed', message: 'the callee died' } });
     // The engine cancels a service channel when the parent goes away: that is the handler's Cancelled.
     expect((await json(peer, 'call_cancelled_by_engine')).value).toEqual({ type: 'Cancelled', code: 'cancelled' });
+    expect((await json(peer, 'open_channels')).value).toBe(0);
   });
 
   it('checks arguments before anything is sent, naming the argument', async () => {
@@ -243,6 +244,16 @@ describe('python runtime: protocol version 2 services', () => {
     for (const [i, call] of calls.entries()) {
       expect(peer.services.filter((s) => s.parent === call.channel).map((s) => s.body.toString())).toEqual([0, 1, 2, 3, 4].map((k) => `h${i}-${k}`));
     }
+  });
+
+  it('1,000 round trips in a row; no channel left in the worker afterwards', async () => {
+    const peer = await worker();
+    const { value } = await json(peer, 'rounds', '1000');
+    const { seconds } = value as { seconds: number };
+    console.log(`python storage.get round trip through the peer: ${((seconds * 1e6) / 1000).toFixed(0)} µs (1,000 in a row)`);
+    expect(peer.services).toHaveLength(1000);
+    expect(peer.services[999].channel).toBe(WORKER_CHANNEL_BASE + 1000);
+    expect((await json(peer, 'open_channels')).value).toBe(0);
   });
 
   it('emit: args in milliseconds, the body, and the answer as {id, duplicate}', async () => {
@@ -319,6 +330,7 @@ describe('python runtime: protocol version 2 services', () => {
       await waitFor(() => peer.serviceCancels.has(call.channel), 'ERROR on the service channel');
       expect(peer.serviceCancels.get(call.channel)?.code).toBe('cancelled');
       await waitFor(() => peer.stderr.some((line) => line === `call raised Cancelled ${code}`), 'the handler to see Cancelled');
+      expect((await json(peer, 'open_channels')).value).toBe(0);
       // The worker serves on.
       expect((await json(peer, 'call_whole', 'after')).value).toEqual({ body: 'after', json: { ok: true } });
     });
@@ -330,6 +342,7 @@ describe('python runtime: protocol version 2 services', () => {
     expect(await result).toEqual({ text: 'left', error: undefined });
     // Recorded when the ERROR frame arrived, which came before the invocation's END.
     expect(peer.serviceCancels.get(peer.services[0].channel)?.code).toBe('cancelled');
+    expect((await json(peer, 'open_channels')).value).toBe(0);
   });
 
   it('a request body that raises cancels its channel and fails the handler', async () => {
