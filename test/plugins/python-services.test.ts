@@ -265,7 +265,7 @@ describe('python runtime: protocol version 2 services', () => {
     ]);
     expect(peer.services.map(({ service, parent, args, body }) => ({ service, parent, args, body: body.toString() }))).toEqual([
       { service: 'emit', parent: channel, args: { target: 'jobs@run', headers: { h: 'v' }, delay_ms: 1500, id: 'job-1' }, body: 'payload' },
-      { service: 'emit', parent: channel, args: { target: 'jobs@run', headers: {} }, body: '' },
+      { service: 'emit', parent: channel, args: { target: 'jobs@run', headers: {}, delay_ms: 1100 }, body: '' },
     ]);
   });
 

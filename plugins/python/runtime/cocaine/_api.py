@@ -33,9 +33,9 @@ def _milliseconds(name, seconds):
     """Seconds (int or float, the Python way) as the protocol's whole milliseconds, rounded up."""
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
         _fail_type(name, "a number of seconds", seconds)
-    if not seconds >= 0:
+    if not 0 <= seconds < 1e12:  # also refuses nan and inf
         raise ValueError("%s must be a number of seconds >= 0, got %r" % (name, seconds))
-    milliseconds = seconds * 1000
+    milliseconds = round(seconds * 1000, 6)  # 1.1 s is 1100 ms, not 1100.0000000000002
     whole = int(milliseconds)
     return whole + 1 if whole < milliseconds else whole
 
