@@ -336,6 +336,17 @@ describe('python runtime: protocol version 2 services', () => {
     });
   }
 
+  it('10 handlers blocked in calls, all cancelled at once: each service channel cancelled, none left open', async () => {
+    const peer = await worker();
+    const held = Array.from({ length: 10 }, () => invoke(peer, 'held'));
+    await waitFor(() => peer.services.length === 10, 'ten calls');
+    for (const { channel } of held) peer.cancel(channel);
+    await waitFor(() => peer.serviceCancels.size === 10, 'ten service cancels');
+    expect(new Set(peer.services.map((s) => s.parent))).toEqual(new Set(held.map((h) => h.channel)));
+    await waitFor(() => peer.stderr.filter((line) => line === 'call raised Cancelled cancelled').length === 10, 'ten Cancelled');
+    expect((await json(peer, 'open_channels')).value).toBe(0);
+  });
+
   it('a handler that returns with a call result unread cancels that call before its END', async () => {
     const peer = await worker();
     const { result } = invoke(peer, 'abandon');
