@@ -8,7 +8,7 @@ import cocaine
 
 
 class Channel:
-    __slots__ = ("number", "services", "_chunks", "_ended", "_error", "_cancelled", "_cond", "_waiters", "send_lock")
+    __slots__ = ("number", "services", "_chunks", "_ended", "_error", "_cancelled", "_cond", "_waiters", "send_lock", "opened")
 
     def __init__(self, number, services):
         self.number = number
@@ -21,6 +21,8 @@ class Channel:
         self._waiters = []
         # Held while a frame of this channel is sent, so that a cancel's ERROR is the last one.
         self.send_lock = threading.Lock()
+        #: The SERVICE frame went out (the engine knows the channel).
+        self.opened = False
 
     # Engine side (the reader thread).
     def _push(self, chunk):

@@ -10,7 +10,6 @@ from cocaine import _codec, _wire
 from cocaine._channel import Channel
 
 _CHUNK_TYPES = (bytes, bytearray, memoryview, str)
-_LEVELS = ("debug", "info", "warn", "error")
 
 
 class Services:
@@ -39,12 +38,13 @@ class Services:
             if closed is None:
                 channel = Channel(self.worker.next_channel(), self)
                 self._open.add(channel)
+                # Registered before the request goes out: the answer may come at once. Under the
+                # lock: a close() now finds it in both places.
+                self.worker.services[channel.number] = channel
         if closed == "finished":
             raise cocaine.ServiceError("cancelled", "the handler's invocation has already finished")
         if closed is not None:
             raise cocaine.Cancelled(closed)
-        # Registered before the request goes out: the answer may come at once.
-        self.worker.services[channel.number] = channel
         return channel
 
     def _head(self, service, args):
@@ -59,6 +59,7 @@ class Services:
             if channel.finished:
                 return False
             self.worker.writer.send(frames)
+            channel.opened = True
             return True
 
     def request(self, service, args, body=b""):
@@ -116,7 +117,8 @@ class Services:
             self._open.discard(channel)
         self.worker.services.pop(channel.number, None)
         with channel.send_lock:
-            if channel.cancel(code):
+            # The engine hears of it only if it saw the channel open.
+            if channel.cancel(code) and channel.opened:
                 self.worker.writer.send_one(_wire.ERROR, channel.number, _codec.dumps({"code": "cancelled", "message": "the caller cancelled the request"}))
 
     def close(self, why):
