@@ -140,7 +140,7 @@ describe('python runtime: the conformance events', () => {
   it('handshakes with its id, pid, python version, concurrency 0 and the events', async () => {
     const peer = await worker();
     const handshake = await peer.handshake;
-    expect(handshake).toMatchObject({ protocol: 1, worker: peer.workerId, pid: peer.pid, concurrency: 0 });
+    expect(handshake).toMatchObject({ protocol: 2, worker: peer.workerId, pid: peer.pid, concurrency: 0 });
     expect(handshake.runtime).toMatch(/^python 3\.\d+\.\d+$/);
     expect(handshake.events).toEqual(EVENTS);
   });

@@ -56,6 +56,8 @@ def _encode(value):
         return "true" if value else "false"
     if isinstance(value, int):
         return str(value)
+    if isinstance(value, float) and value - value == 0:
+        return repr(value)  # finite: repr is the shortest form that reads back, valid JSON
     if isinstance(value, dict):
         return "{" + ",".join(_quote(key) + ":" + _encode(item) for key, item in value.items()) + "}"
     if isinstance(value, (list, tuple)):

@@ -22,13 +22,15 @@ class Invocation:
     # Reader thread: the engine cancelled the channel (caller gone or deadline).
     def cancel(self, code):
         self._close()
-        self.request._cancel(code)
         loop, task = self.loop, self.task
         if loop is not None and task is not None:
+            # Before the request wakes its waiters: the loop runs the cancel first, so an awaiting
+            # handler always sees asyncio.CancelledError, never a race of it and Cancelled.
             try:
                 loop.call_soon_threadsafe(task.cancel)
             except RuntimeError:
                 pass  # the loop already closed
+        self.request._cancel(code)
 
     def run(self):
         try:
@@ -121,18 +123,25 @@ class Invocation:
         if self.done:
             return
         self._close()
+        self._close_services()
         self.worker.writer.send(frames + ((_wire.END, self.channel, b""),))
 
     def _fail(self, error):
         if self.done:
             return
         self._close()
+        self._close_services()
         try:
             message = "%s: %s" % (type(error).__name__, error)
         except BaseException:
             # An exception whose str() raises still fails only its own call.
             message = "%s (its message could not be read)" % type(error).__name__
         self.worker.send_error(self.channel, "handler", message)
+
+    def _close_services(self):
+        # The handler is done: the service channels it left open (a call result it did not read
+        # to the end) are cancelled, before its END or ERROR goes out.
+        self.request._close_services("finished")
 
     def _close(self):
         self.done = True

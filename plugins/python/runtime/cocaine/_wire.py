@@ -3,6 +3,10 @@ import struct
 import threading
 
 HANDSHAKE, HEARTBEAT, TERMINATE, INVOKE, CHUNK, END, ERROR = 1, 2, 3, 4, 5, 6, 7
+# Protocol version 2: a handler's service requests (worker-opened channels) and log records.
+SERVICE, LOG = 8, 9
+# Channels the worker opens have the high bit set; the engine's stay below it.
+WORKER_CHANNEL_BASE = 0x80000000
 HEADER = struct.Struct(">BII")
 HEADER_SIZE = HEADER.size
 MAX_PAYLOAD = 64 * 1024 * 1024

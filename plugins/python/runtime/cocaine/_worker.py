@@ -13,7 +13,9 @@ from cocaine import _codec, _wire
 from cocaine._app import load_app
 from cocaine._invocation import Invocation
 
-PROTOCOL_VERSION = 1
+#: The highest protocol version this runtime speaks; it handshakes with the engine's if lower.
+PROTOCOL_VERSION = 2
+_WORKER_CHANNEL_BASE = _wire.WORKER_CHANNEL_BASE
 
 
 def _die(message, code=1):
@@ -87,6 +89,7 @@ def _read_env():
     if not protocol.isdigit() or int(protocol) < 1:
         _die("COCAINE_PROTOCOL is %s; this runtime speaks %d" % (protocol, PROTOCOL_VERSION))
     return {
+        "protocol": min(int(protocol), PROTOCOL_VERSION),
         "worker": required("COCAINE_WORKER_ID"),
         "endpoint": required("COCAINE_ENDPOINT"),
         "entrypoint": required("COCAINE_ENTRYPOINT"),
@@ -96,8 +99,13 @@ def _read_env():
 
 
 class Worker:
-    def __init__(self, sock, handlers, heartbeat, disown):
+    def __init__(self, sock, handlers, heartbeat, disown, protocol=PROTOCOL_VERSION):
         self.sock = sock
+        self.protocol = protocol
+        # Service channels the handlers opened (version 2), by number; see cocaine/_services.py.
+        self.services = {}
+        self._last_channel = 0
+        self._channel_lock = threading.Lock()
         self.handlers = handlers
         self.writer = _wire.Writer(sock)
         self.open = {}
@@ -123,12 +131,40 @@ class Worker:
         except OSError:
             return True
 
+    def next_channel(self):
+        """A new worker channel number: 0x80000000 | k, k counting up from 1, never reused."""
+        with self._channel_lock:
+            k = self._last_channel + 1
+            if k >= _WORKER_CHANNEL_BASE:
+                raise cocaine.ServiceError("internal", "this worker opened all 2^31-1 channels it may")
+            self._last_channel = k
+        return _WORKER_CHANNEL_BASE | k
+
+    def on_service_frame(self, type_, channel, payload):
+        """The engine's answer on a worker channel (cocaine/_channel.py)."""
+        opened = self.services.get(channel)
+        if opened is None:
+            return  # a finished channel: dropped
+        if type_ == _wire.CHUNK:
+            opened._push(payload)
+        elif type_ == _wire.END:
+            self.services.pop(channel, None)
+            opened.services.finished(opened)
+            opened._end()
+        elif type_ == _wire.ERROR:
+            self.services.pop(channel, None)
+            opened.services.finished(opened)
+            code, message = _error_of(payload)
+            opened._fail(code, message)
+
     def serve(self):
         reader = _wire.Reader(self.sock, self._heard)
         on_invoke, open_ = self.on_invoke, self.open
         try:
             for type_, channel, payload in reader.frames():
-                if channel == 0:
+                if channel >= _WORKER_CHANNEL_BASE:
+                    self.on_service_frame(type_, channel, payload)
+                elif channel == 0:
                     if type_ == _wire.TERMINATE:
                         self.exit(0)
                     # HEARTBEAT: reading it was the sign of life. Unknown control frames: ignored.
@@ -174,7 +210,7 @@ class Worker:
         if fn is None:
             self.send_error(channel, "not_found", "the app has no handler for the event '%s'" % event)
             return
-        invocation = Invocation(self, channel, fn, cocaine.Request(event, headers, deadline))
+        invocation = Invocation(self, channel, fn, cocaine.Request(event, headers, deadline, (self, channel)))
         self.open[channel] = invocation
         threading.Thread(target=invocation.run, name="cocaine-ch%d" % channel, daemon=True).start()
 
@@ -213,6 +249,16 @@ class Worker:
         os._exit(code)
 
 
+def _error_of(payload):
+    """(code, message) of an ERROR the engine sent on a service channel."""
+    try:
+        parsed = _codec.loads(payload)
+        code, message = parsed.get("code"), parsed.get("message")
+        return (code if isinstance(code, str) and code else "internal"), (message if isinstance(message, str) else "")
+    except Exception:
+        return "internal", "malformed ERROR payload from the engine: %r" % bytes(payload[:200])
+
+
 def _cancel_code(payload):
     try:
         code = _codec.loads(payload).get("code")
@@ -236,10 +282,10 @@ def main():
     # The app is imported before the handshake: a broken app fails at start, with its traceback.
     handlers = load_app(env["entrypoint"])
 
-    worker = Worker(sock, handlers, env["heartbeat"], env["disown"])
+    worker = Worker(sock, handlers, env["heartbeat"], env["disown"], env["protocol"])
     version = sys.version_info
     handshake = {
-        "protocol": PROTOCOL_VERSION,
+        "protocol": env["protocol"],
         "worker": env["worker"],
         "pid": os.getpid(),
         "runtime": "python %d.%d.%d" % (version[0], version[1], version[2]),
