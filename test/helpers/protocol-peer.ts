@@ -224,6 +224,10 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
   };
 
   const onFrame = (frame: Frame) => {
+    if (frame.type === FrameType.LOG) {
+      logs.push({ channel: frame.channel, ...decodeJson<Omit<LogRecord, 'channel'>>(frame) });
+      return;
+    }
     if (frame.channel === 0) {
       if (frame.type === FrameType.HANDSHAKE) {
         handshaken = true;
@@ -235,10 +239,6 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
       } else if (frame.type === FrameType.TERMINATE) {
         terminations.push(decodeJson<TerminatePayload>(frame));
       }
-      return;
-    }
-    if (frame.type === FrameType.LOG) {
-      logs.push({ channel: frame.channel, ...decodeJson<Omit<LogRecord, 'channel'>>(frame) });
       return;
     }
     if (frame.channel >= WORKER_CHANNEL_BASE) {
