@@ -5,6 +5,7 @@ import type { Plugin } from '../../plugins/types.js';
 import { EngineError, NotFoundError, OverloadError, UnavailableError } from '../errors/index.js';
 import type { Isolate, ResourceLimits } from '../isolate/types.js';
 import type { CrashlogEntry } from '../storage/types.js';
+import type { ServiceHost } from '../worker/service-channels.js';
 import { Worker, type WorkerExit } from '../worker/worker.js';
 import type { AppLogs } from './app-logs.js';
 import { PooledInvocation, type InvocationOutcome } from './invocation.js';
@@ -24,6 +25,8 @@ export interface AppEngineOptions {
   /** Unpacks the app (once) and returns its host directory. */
   prepareAppDir(): Promise<string>;
   saveCrashlog(entry: CrashlogEntry): Promise<void>;
+  /** Serves version-2 workers' service requests and log records. */
+  services?: ServiceHost;
 }
 
 type EngineState = 'running' | 'broken' | 'stopping' | 'stopped';
@@ -169,9 +172,10 @@ export class AppEngine {
     for (let i = size; i < target; i++) this.spawn();
   }
 
+  /** Workers alive or starting, less those whose every invocation waits on a call (they hold no slot). */
   private poolSize(): number {
     let alive = 0;
-    for (const worker of this.workers) if (!worker.isDead) alive++;
+    for (const worker of this.workers) if (!worker.isDead && !worker.isWaitingOnCalls) alive++;
     return alive + this.starting;
   }
 
@@ -217,6 +221,7 @@ export class AppEngine {
       isolateArgs: options.profile.isolate.args,
       onOutputData: (id, stream, chunk) => options.logs.addOutput(id, stream, chunk),
       onChannelClosed: () => this.dispatch(),
+      services: options.services,
     });
   }
 
