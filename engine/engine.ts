@@ -71,7 +71,11 @@ export class Engine implements EngineFacade {
       {
         invoke: (request) => this.router.invoke(request),
         enqueue: (input) => this.enqueue(input),
-        appStore: () => (this.appStorePromise ??= openAppStore(options, resolve(options.dataDir))),
+        appStore: () =>
+          (this.appStorePromise ??= openAppStore(options, resolve(options.dataDir)).catch((error: unknown) => {
+            this.appStorePromise = undefined; // the next request tries again
+            throw error;
+          })),
         logsFor: (app) => this.router.logsFor(app),
         maxCallDepth: options.maxCallDepth,
       },

@@ -172,10 +172,13 @@ export class AppEngine {
     for (let i = size; i < target; i++) this.spawn();
   }
 
-  /** Workers alive or starting, less those whose every invocation waits on a call (they hold no slot). */
-  private poolSize(): number {
+  /**
+   * Workers alive or starting. For pool-limit, less those whose every invocation waits on a
+   * handler-to-handler call (they hold no slot, so a handler calling its own app cannot deadlock).
+   */
+  private poolSize(countWaiting = false): number {
     let alive = 0;
-    for (const worker of this.workers) if (!worker.isDead && !worker.isWaitingOnCalls) alive++;
+    for (const worker of this.workers) if (!worker.isDead && (countWaiting || !worker.isWaitingOnCalls)) alive++;
     return alive + this.starting;
   }
 
@@ -299,7 +302,7 @@ export class AppEngine {
       name: this.name,
       state: this.publicState(),
       profile: this.options.profileName,
-      poolSize: this.poolSize(),
+      poolSize: this.poolSize(true),
       busy,
       idle,
       pending: this.pending.size,
