@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { FrameType, encodeJson } from '../../engine/protocol/frames.js';
 import { startPeer, type Peer, type PeerOptions } from '../helpers/protocol-peer.js';
 import { nodeRuntimeHost } from './node-runtime-build.js';
 
@@ -36,6 +37,11 @@ export function log(request) {
   request.log.error('bad');
   return 'ok';
 }
+export function emitLater(request) {
+  request.emit('other@later', 'not awaited');
+  return 'returned';
+}
+export function ping() { return 'pong'; }
 export async function waitCall(request) {
   try { await request.call('other@slow').text(); return 'answered'; } catch (error) { return fail(error); }
 }
@@ -143,5 +149,17 @@ describe('node runtime services', () => {
     const channel = peer.services[0].channel;
     while (!peer.serviceCancels.has(channel) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
     expect(peer.serviceCancels.get(channel)?.code).toBe('cancelled');
+  });
+
+  it('an emit the handler did not await, cancelled by the engine after the handler returned, does not take the worker down', async () => {
+    const peer = await worker({ onService: () => new Promise(() => {}) });
+    expect(text((await peer.invoke('emitLater')).chunks)).toBe('returned');
+    const deadline = Date.now() + 10_000;
+    while (peer.services.length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+    // What the engine does when the parent invocation ends with the emit still open.
+    peer.sendRaw(encodeJson(FrameType.ERROR, peer.services[0].channel, { code: 'cancelled', message: 'the invocation it belongs to has finished' }));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(text((await peer.invoke('ping')).chunks)).toBe('pong');
+    expect(peer.stderr.join('')).not.toContain('ServiceError');
   });
 });

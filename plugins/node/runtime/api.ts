@@ -70,6 +70,13 @@ export interface Storage {
   list(prefix?: string, options?: { limit?: number; after?: string }): Promise<{ keys: string[]; next?: string }>;
 }
 
+/** What a failed service request rejects with (class in services.ts; `name` is 'ServiceError'). */
+export interface ServiceError extends Error {
+  readonly name: 'ServiceError';
+  /** The engine's error code (docs/errors.md), `cancelled`, or `unsupported` under a version-1 engine. */
+  readonly code: string;
+}
+
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 export type LogFields = Record<string, unknown>;
 

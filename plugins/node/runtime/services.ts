@@ -204,6 +204,16 @@ export class Services {
   }
 }
 
+/**
+ * A request a handler did not await (an emit left running when it returned, whose channel the
+ * engine then cancels) must not become an unhandled rejection that takes the worker down; an
+ * awaiting caller still gets the error.
+ */
+function handled<T>(promise: Promise<T>): Promise<T> {
+  promise.catch(() => {});
+  return promise;
+}
+
 function toBuffer(value: Uint8Array): Buffer {
   return Buffer.isBuffer(value) ? value : Buffer.from(value.buffer, value.byteOffset, value.byteLength);
 }
@@ -228,15 +238,22 @@ export class RequestServices {
     return this.s.request(this.parent, 'call', args, body, this.signal());
   }
 
-  async emit(target: string, body?: ServiceBody, options: EmitOptions = {}): Promise<EmitResult> {
+  emit(target: string, body?: ServiceBody, options: EmitOptions = {}): Promise<EmitResult> {
     const args: Record<string, unknown> = { target };
     if (options.headers) args.headers = options.headers;
     if (options.delayMs) args.delay_ms = Math.max(0, Math.round(options.delayMs));
     if (options.id) args.id = options.id;
-    return this.s.request(this.parent, 'emit', args, body, this.signal()).json<EmitResult>();
+    return handled(this.s.request(this.parent, 'emit', args, body, this.signal()).json<EmitResult>());
   }
 
   readonly storage = {
+    get: (key: string) => handled(this.storageOps.get(key)),
+    put: (key: string, value: Buffer | Uint8Array | string, options: { revision?: number } = {}) => handled(this.storageOps.put(key, value, options)),
+    delete: (key: string, options: { revision?: number } = {}) => handled(this.storageOps.delete(key, options)),
+    list: (prefix = '', options: { limit?: number; after?: string } = {}) => handled(this.storageOps.list(prefix, options)),
+  };
+
+  private readonly storageOps = {
     get: async (key: string): Promise<{ value: Buffer; revision: number } | undefined> => {
       const answer = await this.storageRequest({ method: 'get', key }).json<{ found: boolean; revision?: number; value?: string }>();
       return answer.found ? { value: Buffer.from(answer.value ?? '', 'base64'), revision: answer.revision ?? 0 } : undefined;
