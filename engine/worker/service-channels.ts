@@ -59,6 +59,13 @@ interface OpenService {
 
 const LEVELS = new Set(['debug', 'info', 'warn', 'error']);
 
+/** A worker without services (version 1, or no host) sent a version-2 frame: the violation, if it is one. */
+export function refusedServiceFrame(frame: Frame, protocol: number): string | undefined {
+  if (frame.type !== FrameType.SERVICE && frame.type !== FrameType.LOG) return undefined; // stray frame on a worker channel: dropped
+  const why = protocol < 2 ? `handshook with protocol ${protocol}` : 'the engine serves no services here';
+  return `sent a ${frame.type === FrameType.LOG ? 'LOG' : 'SERVICE'} frame but ${why} (protocol error)`;
+}
+
 /**
  * One worker's open service channels (worker-opened, ≥ 2^31), kept per parent invocation so that
  * a parent's end cancels them. Counts the parents that wait on a `call`: a worker whose every
@@ -83,8 +90,15 @@ export class ServiceChannels {
     return this.callsByParent.size;
   }
 
+  /** A SERVICE or LOG frame, or any frame on a worker channel; returns a protocol violation to kill the worker for. */
+  onFrame(frame: Frame, parentOf: (channel: number) => ParentInvocation | undefined): string | undefined {
+    if (frame.type === FrameType.LOG) return frame.channel >= WORKER_CHANNEL_BASE ? 'sent a LOG frame on a worker channel (protocol error)' : this.onLog(frame, parentOf(frame.channel));
+    if (frame.channel >= WORKER_CHANNEL_BASE) return this.onWorkerChannelFrame(frame, parentOf);
+    return `sent a SERVICE frame on engine channel ${frame.channel} (protocol error)`;
+  }
+
   /** A frame on a worker channel; returns a protocol violation to kill the worker for. */
-  onWorkerChannelFrame(frame: Frame, parentOf: (channel: number) => ParentInvocation | undefined): string | undefined {
+  private onWorkerChannelFrame(frame: Frame, parentOf: (channel: number) => ParentInvocation | undefined): string | undefined {
     const channel = frame.channel;
     if (frame.type === FrameType.SERVICE) return this.onService(frame, parentOf);
     const open = this.open.get(channel);
@@ -106,7 +120,7 @@ export class ServiceChannels {
   }
 
   /** A LOG frame; returns a protocol violation when it is malformed. */
-  onLog(frame: Frame, parent: ParentInvocation | undefined): string | undefined {
+  private onLog(frame: Frame, parent: ParentInvocation | undefined): string | undefined {
     let payload: { level?: unknown; message?: unknown; fields?: unknown };
     try {
       payload = JSON.parse(frame.payload.toString('utf8')) as typeof payload;

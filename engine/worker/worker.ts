@@ -22,7 +22,7 @@ import { acceptEarly, type EarlyConnection } from './early-connection.js';
 import { describeExit, isCleanExit } from './exit-reason.js';
 import { OutputRing, ringBytesFor } from './output-ring.js';
 import { invokePayload, wireError } from './payloads.js';
-import { ServiceChannels, type ParentInvocation, type ServiceHost } from './service-channels.js';
+import { ServiceChannels, refusedServiceFrame, type ParentInvocation, type ServiceHost } from './service-channels.js';
 import { spawnWithin } from './spawn-within.js';
 
 export interface ChannelListener {
@@ -423,20 +423,7 @@ export class Worker {
 
   /** SERVICE and LOG frames, and frames on worker channels: version 2 only. */
   private onServiceFrame(frame: Frame): void {
-    const services = this.services;
-    if (!services) {
-      if (frame.type === FrameType.SERVICE || frame.type === FrameType.LOG) {
-        const why = this.protocol < 2 ? `handshook with protocol ${this.protocol}` : 'the engine serves no services here';
-        void this.kill('worker_crashed', `sent a ${frame.type === FrameType.LOG ? 'LOG' : 'SERVICE'} frame but ${why} (protocol error)`);
-      }
-      return;
-    }
-    const violation =
-      frame.type === FrameType.LOG
-        ? services.onLog(frame, this.channels.get(frame.channel))
-        : frame.channel >= WORKER_CHANNEL_BASE
-          ? services.onWorkerChannelFrame(frame, (channel) => this.channels.get(channel))
-          : `sent a SERVICE frame on engine channel ${frame.channel} (protocol error)`;
+    const violation = this.services ? this.services.onFrame(frame, (channel) => this.channels.get(channel)) : refusedServiceFrame(frame, this.protocol);
     if (violation) void this.kill('worker_crashed', violation);
   }
 
