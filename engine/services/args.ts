@@ -1,6 +1,6 @@
 import { InvalidInputError } from '../errors/index.js';
 import type { ParentInvocation } from '../worker/service-channels.js';
-import { TRACEPARENT_HEADER } from './types.js';
+import { TRACEPARENT_HEADER, TRACESTATE_HEADER } from './types.js';
 
 /** Reads service arguments; errors name the field as `args.<name>`. */
 export function stringArg(args: Record<string, unknown>, name: string, required: true): string;
@@ -45,7 +45,11 @@ export function requireParent(parent: ParentInvocation | undefined, service: str
 /** Calls and emits made under an invocation continue its trace. */
 export function withTrace(headers: Record<string, string>, parent: ParentInvocation): Record<string, string> {
   const traceparent = parent.headers[TRACEPARENT_HEADER];
-  if (traceparent && headers[TRACEPARENT_HEADER] === undefined) headers[TRACEPARENT_HEADER] = traceparent;
+  if (traceparent && headers[TRACEPARENT_HEADER] === undefined) {
+    headers[TRACEPARENT_HEADER] = traceparent;
+    const tracestate = parent.headers[TRACESTATE_HEADER];
+    if (tracestate && headers[TRACESTATE_HEADER] === undefined) headers[TRACESTATE_HEADER] = tracestate;
+  }
   return headers;
 }
 

@@ -18,3 +18,4 @@ export interface ServiceDeps {
 export const CALL_DEPTH_HEADER = 'cocaine-call-depth';
 export const EVENT_ID_HEADER = 'cocaine-event-id';
 export const TRACEPARENT_HEADER = 'traceparent';
+export const TRACESTATE_HEADER = 'tracestate';
