@@ -58,6 +58,8 @@ export async function servicesSection(_context?: SectionContext): Promise<BenchR
     await client.call('svc-a@fan', JSON.stringify({ n: EVENTS, file: '/dev/null', target: 'svc-b@ping' }), { timeoutMs: 600_000 });
     const emitMs = performance.now() - emitStarted;
 
+    const callRatio = handlerMs / sessionMs;
+    const emitRatio = enqueueMs / emitMs;
     return [
       {
         section: 'services',
@@ -67,6 +69,8 @@ export async function servicesSection(_context?: SectionContext): Promise<BenchR
         baseline: sessionMs / CALLS,
         unit: 'ms',
         better: 'lower',
+        target: '<= 1.2x',
+        met: callRatio <= 1.2,
       },
       {
         section: 'services',
@@ -76,6 +80,8 @@ export async function servicesSection(_context?: SectionContext): Promise<BenchR
         baseline: EVENTS / (enqueueMs / 1000),
         unit: 'events/s',
         better: 'higher',
+        target: '>= 0.8x',
+        met: emitRatio >= 0.8,
       },
     ];
   } finally {
