@@ -82,6 +82,7 @@ export class Engine implements EngineFacade {
           })),
         logsFor: (app) => this.router.logsFor(app),
         maxCallDepth: options.maxCallDepth,
+        tracer: traces?.tracer,
       },
       options.maxMessageBytes,
     );

@@ -1,3 +1,6 @@
+import { continueTrace, withTraceHeaders } from '../trace/context.js';
+import type { SpanStart } from '../trace/span.js';
+import type { ActiveSpan, Tracer } from '../trace/tracer.js';
 import { InvalidInputError } from '../errors/index.js';
 import type { ParentInvocation } from '../worker/service-channels.js';
 import { TRACEPARENT_HEADER, TRACESTATE_HEADER } from './types.js';
@@ -51,6 +54,20 @@ export function withTrace(headers: Record<string, string>, parent: ParentInvocat
     if (tracestate && headers[TRACESTATE_HEADER] === undefined) headers[TRACESTATE_HEADER] = tracestate;
   }
   return headers;
+}
+
+/**
+ * The span of one service request under the handler's trace (its `traceparent`), with the
+ * headers the callee or the emitted event gets: the span's own `traceparent`.
+ */
+export function beginServiceSpan(
+  tracer: Tracer | undefined,
+  headers: Record<string, string>,
+  fields: Omit<SpanStart, 'node'>,
+): { active?: ActiveSpan; headers: Record<string, string> } {
+  if (!tracer) return { headers };
+  const active = tracer.begin(continueTrace(headers).context, fields);
+  return { active, headers: withTraceHeaders(headers, active.context) };
 }
 
 /** Collects a request body until END. */

@@ -1,7 +1,8 @@
 import { EngineError, toEngineError } from '../errors/index.js';
 import { parseTarget } from '../util/names.js';
 import type { ServiceReply, ServiceRequest, ServiceSession } from '../worker/service-channels.js';
-import { headersArg, integerArg, requireParent, stringArg, withTrace } from './args.js';
+import { tracedInvocation } from '../trace/traced-invocation.js';
+import { beginServiceSpan, headersArg, integerArg, requireParent, stringArg, withTrace } from './args.js';
 import { CALL_DEPTH_HEADER, type ServiceDeps } from './types.js';
 
 /**
@@ -20,9 +21,16 @@ export function openCall(deps: ServiceDeps, request: ServiceRequest, reply: Serv
   }
   const timeoutMs = integerArg(request.args, 'timeout_ms') ?? 0;
   const deadline = timeoutMs > 0 ? Math.min(Date.now() + timeoutMs, parent.deadline || Infinity) : parent.deadline;
-  const headers = withTrace(headersArg(request.args), parent);
+  const { active, headers } = beginServiceSpan(deps.tracer, withTrace(headersArg(request.args), parent), { kind: 'call', target: `${app}@${event}` });
   headers[CALL_DEPTH_HEADER] = String(depth);
-  const invocation = deps.invoke({ app, event, headers, deadline: Number.isFinite(deadline) ? deadline : 0 });
+  let invocation;
+  try {
+    invocation = deps.invoke({ app, event, headers, deadline: Number.isFinite(deadline) ? deadline : 0 });
+  } catch (error) {
+    active?.end({ error });
+    throw error;
+  }
+  if (active) invocation = tracedInvocation(invocation, active);
   invocation.listen({
     onChunk: (chunk) => reply.chunk(chunk),
     onEnd: () => reply.end(),

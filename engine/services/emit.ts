@@ -1,7 +1,7 @@
 import { toEngineError } from '../errors/index.js';
 import { parseTarget } from '../util/names.js';
 import type { ServiceReply, ServiceRequest, ServiceSession } from '../worker/service-channels.js';
-import { BodyBuffer, headersArg, integerArg, requireParent, stringArg, withTrace } from './args.js';
+import { beginServiceSpan, BodyBuffer, headersArg, integerArg, requireParent, stringArg, withTrace } from './args.js';
 import { EVENT_ID_HEADER, type ServiceDeps } from './types.js';
 
 /**
@@ -13,10 +13,11 @@ import { EVENT_ID_HEADER, type ServiceDeps } from './types.js';
 export function openEmit(deps: ServiceDeps, request: ServiceRequest, reply: ServiceReply, maxBodyBytes: number): ServiceSession {
   const parent = requireParent(request.parent, 'emit');
   const { app, event } = parseTarget(stringArg(request.args, 'target', true));
-  const headers = withTrace(headersArg(request.args), parent);
   const delayMs = integerArg(request.args, 'delay_ms') ?? 0;
   const parentEventId = parent.headers[EVENT_ID_HEADER];
   const id = stringArg(request.args, 'id') ?? (parentEventId ? `${parentEventId}.${++parent.emits}` : undefined);
+  const target = `${app}@${event}`;
+  const { active, headers } = beginServiceSpan(deps.tracer, withTrace(headersArg(request.args), parent), id ? { kind: 'emit', target, eventId: id } : { kind: 'emit', target });
   const body = new BodyBuffer(maxBodyBytes, 'the emitted event');
   let cancelled = false;
   return {
@@ -26,17 +27,22 @@ export function openEmit(deps: ServiceDeps, request: ServiceRequest, reply: Serv
       try {
         data = body.take();
       } catch (error) {
+        active?.end({ error });
         reply.fail(toEngineError(error));
         return;
       }
       deps.enqueue({ app, event, data, headers, delayMs, id }).then(
         (result) => {
+          active?.end(undefined, { eventId: result.id });
           if (!cancelled) {
             reply.chunk(Buffer.from(JSON.stringify({ id: result.id, duplicate: result.duplicate })));
             reply.end();
           }
         },
-        (error: unknown) => reply.fail(toEngineError(error)),
+        (error: unknown) => {
+          active?.end({ error });
+          reply.fail(toEngineError(error));
+        },
       );
     },
     cancel: () => {

@@ -2,6 +2,7 @@ import type { Invocation, InvocationRequest } from '../api/facade.js';
 import type { AppStore } from '../app-store/types.js';
 import type { AppLogs } from '../pool/app-logs.js';
 import type { EnqueueResult } from '../queue/types.js';
+import type { Tracer } from '../trace/tracer.js';
 
 /** What the services need from the engine: the same paths a gRPC client's requests take. */
 export interface ServiceDeps {
@@ -13,6 +14,8 @@ export interface ServiceDeps {
   appStore(): Promise<AppStore>;
   logsFor(app: string): AppLogs;
   maxCallDepth: number;
+  /** Records a `call` / `emit` span under the handler's own (absent: headers are only forwarded). */
+  tracer?: Tracer;
 }
 
 export const CALL_DEPTH_HEADER = 'cocaine-call-depth';

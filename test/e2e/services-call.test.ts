@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEngine, tempDir, waitFor, type RunningEngine } from '../helpers/engine.js';
 import { connectRpc, type Rpc } from '../helpers/rpc.js';
+import { connect } from '../../engine/api/client.js';
 import { uploadApps, uploadProfile } from './services-helpers.js';
 
 describe('handler services: call', () => {
@@ -47,7 +48,39 @@ describe('handler services: call', () => {
     const { text } = JSON.parse(result.body.toString()) as { text: string };
     const headers = JSON.parse(text) as Record<string, string>;
     expect(headers['cocaine-call-depth']).toBe('1');
-    expect(headers.traceparent).toBe(traceparent);
+    // The same trace, continued by the engine's call span (a span id of its own).
+    const [, traceId, spanId] = headers.traceparent!.split('-');
+    expect(traceId).toBe('0af7651916cd43dd8448eb211c80319c');
+    expect(spanId).not.toBe('b7ad6b7169203331');
+  }, 90_000);
+
+  it("the trace tree of a request holds the handler's call and emit, each under the span of its caller", async () => {
+    const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+    const file = join(tempDir('trace-emit'), 'events');
+    const result = await rpc.call('svc-a@relay', JSON.stringify({ target: 'svc-b@ping' }), { headers: { traceparent }, timeoutMs: 60_000 });
+    expect(result.error).toBeUndefined();
+    const emitted = await rpc.call('svc-a@fan', JSON.stringify({ n: 1, file }), { headers: { traceparent }, timeoutMs: 60_000 });
+    expect(emitted.error).toBeUndefined();
+    const client = connect(engine.address);
+    try {
+      const spans = await waitFor('the call, emit and queued spans', async () => {
+        const reply = await client.trace('4bf92f3577b34da6a3ce929d0e0e4736').catch(() => undefined);
+        const kinds = reply?.spans.map((span) => `${span.kind} ${span.target}`) ?? [];
+        return kinds.includes('call svc-b@ping') && kinds.includes('emit svc-b@record') && kinds.includes('queued svc-b@record') ? reply!.spans : undefined;
+      }, 30_000, 200);
+      const byId = new Map(spans.map((span) => [span.spanId, span]));
+      const parentOf = (kind: string, target: string) => {
+        const span = spans.find((candidate) => candidate.kind === kind && candidate.target === target)!;
+        const parent = byId.get(span.parentSpanId);
+        return parent ? `${parent.kind} ${parent.target}` : undefined;
+      };
+      expect(parentOf('call', 'svc-b@ping')).toBe('invoke svc-a@relay');
+      expect(parentOf('emit', 'svc-b@record')).toBe('invoke svc-a@fan');
+      expect(parentOf('queued', 'svc-b@record')).toBe('emit svc-b@record');
+      expect(spans.find((span) => span.kind === 'call')?.outcome).toBe('ok');
+    } finally {
+      client.close();
+    }
   }, 90_000);
 
   it('streams the request body and the answer both ways', async () => {
