@@ -31,7 +31,7 @@ describe('deploy an app and call it (real engine, CLI and gRPC)', () => {
     expect(uploaded.profile).toBe('default');
     const apps = await cliJson<AppJson[]>(engine, ['app', 'list']);
     expect(apps.map((app) => app.name)).toContain('node-echo');
-    expect(processesWithEnv('COCAINE_APP=node-echo\0')).toEqual([]);
+    expect(processesWithEnv('COCAINE_APP=node-echo\0', engine.process.pid)).toEqual([]);
     const runlist = await cliJson<Record<string, string>>(engine, ['runlist', 'view']);
     expect(runlist['node-echo']).toBe('default');
   });
@@ -41,7 +41,7 @@ describe('deploy an app and call it (real engine, CLI and gRPC)', () => {
     const result = await cli(engine, ['invoke', 'node-echo@echo'], data);
     expect(result.code).toBe(0);
     expect(result.stdoutBytes.equals(data)).toBe(true);
-    expect(processesWithEnv('COCAINE_APP=node-echo\0').length).toBe(1);
+    expect(processesWithEnv('COCAINE_APP=node-echo\0', engine.process.pid).length).toBe(1);
     const fromFlag = await cli(engine, ['invoke', 'node-echo@echo', '--data', 'flag data']);
     expect(fromFlag.stdout).toBe('flag data');
   });
@@ -68,7 +68,7 @@ describe('deploy an app and call it (real engine, CLI and gRPC)', () => {
   it('stop refuses calls with FAILED_PRECONDITION and reaps workers; start serves again', async () => {
     await rpc.call('node-echo@echo', 'warm');
     await cliJson(engine, ['app', 'stop', 'node-echo']);
-    expect(processesWithEnv('COCAINE_APP=node-echo\0')).toEqual([]);
+    expect(processesWithEnv('COCAINE_APP=node-echo\0', engine.process.pid)).toEqual([]);
     const refused = await rpc.call('node-echo@echo', 'x');
     expect(refused.error?.status).toBe(9);
     expect(refused.error?.message).toMatch(/stopped/);

@@ -139,18 +139,30 @@ export async function cliJson<T = unknown>(engine: { address: string }, args: st
 }
 
 /** Live processes whose environment names this engine's data or the given worker marker. */
-export function processesWithEnv(marker: string): number[] {
+/**
+ * Pids whose environment contains `marker`; with `parent`, only that process's children (an
+ * engine's workers, not another engine's on the same machine).
+ */
+export function processesWithEnv(marker: string, parent?: number): number[] {
   const pids: number[] = [];
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const environ = readFileSync(`/proc/${entry}/environ`, 'utf8');
-      if (environ.includes(marker)) pids.push(Number(entry));
+      if (!environ.includes(marker)) continue;
+      if (parent !== undefined && parentPid(Number(entry)) !== parent) continue;
+      pids.push(Number(entry));
     } catch {
       // exited meanwhile, or not ours to read
     }
   }
   return pids;
+}
+
+function parentPid(pid: number): number | undefined {
+  // /proc/PID/stat: "pid (comm) state ppid ..."; comm may contain spaces and parentheses.
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
 }
 
 export function isAlive(pid: number): boolean {

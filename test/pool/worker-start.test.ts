@@ -82,7 +82,9 @@ describe('Worker.start', () => {
   }, 30_000);
 
   it('counts startup-timeout from the spawn, and says so once', async () => {
-    const worker = start(answeringLate(0), { 'startup-timeout': 0.05 });
+    // A process that never connects: however fast the machine, it cannot handshake in time.
+    const silent: Isolate = { ...answeringLate(0), spawn: (spec) => processes.spawn({ ...spec, command: 'sleep', args: ['30'] }) };
+    const worker = start(silent, { 'startup-timeout': 0.05 });
     const error = await worker.then(
       () => undefined,
       (caught: Error & { code?: string }) => caught,
