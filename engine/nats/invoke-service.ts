@@ -6,6 +6,8 @@ import { durationText, headersField, nameField } from '../api/request-fields.js'
 import { EngineError, InvalidInputError, toEngineError } from '../errors/index.js';
 import { continueTrace, traceHeaders, withTraceHeaders } from '../trace/context.js';
 import { tracedInvocation } from '../trace/traced-invocation.js';
+import { NODE_HEADER } from '../api/placement.js';
+import { nodeInvokeBase } from './node-invoke.js';
 
 export const INVOKE_QUEUE_GROUP = 'cocaine-engine';
 
@@ -33,10 +35,15 @@ export class NatsInvokeService {
     private readonly nc: NatsConnection,
     private readonly facade: EngineFacade,
     private readonly prefix: string,
+    /**
+     * `node`: serve this node's own subject (`<prefix>.node.<node>.invoke.<app>`, node-invoke.ts)
+     * instead of the shared queue group, and tell the handler with the `cocaine-node` header.
+     */
+    private readonly options: { node?: string } = {},
   ) {
-    const base = `${prefix}.invoke.`;
+    const base = options.node === undefined ? `${prefix}.invoke.` : nodeInvokeBase(prefix, options.node);
     this.subscription = nc.subscribe(`${base}>`, {
-      queue: INVOKE_QUEUE_GROUP,
+      queue: options.node === undefined ? INVOKE_QUEUE_GROUP : undefined,
       callback: (error, msg) => {
         if (error || !msg.reply) return;
         const work = this.serve(msg, msg.subject.slice(base.length)).finally(() => this.inFlight.delete(work));
@@ -69,6 +76,7 @@ export class NatsInvokeService {
         }
       }
       headersField(passed, 'headers');
+      if (this.options.node !== undefined) passed[NODE_HEADER] = this.options.node;
       const request = { app, event, headers: active ? withTraceHeaders(passed, active.context) : passed, deadline: timeoutMs > 0 ? Date.now() + timeoutMs : 0 };
       const invocation = active ? tracedInvocation(this.facade.invoke(request), active) : this.facade.invoke(request);
       invocation.write(Buffer.from(msg.data));
