@@ -14,8 +14,12 @@ export interface PlacementPeers {
   invokeOn(nodeId: string, request: InvocationRequest): Invocation;
 }
 
+/** The request with `cocaine-node` set to the node running it (any caller's value, in any case, replaced). */
 function onNode(request: InvocationRequest, nodeId: string): InvocationRequest {
-  return { ...request, headers: { ...request.headers, [NODE_HEADER]: nodeId } };
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(request.headers)) if (name.toLowerCase() !== NODE_HEADER) headers[name] = value;
+  headers[NODE_HEADER] = nodeId;
+  return { ...request, headers };
 }
 
 /**
