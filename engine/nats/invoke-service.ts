@@ -10,6 +10,8 @@ import { NODE_HEADER } from '../api/placement.js';
 import { nodeInvokeBase } from './node-invoke.js';
 
 export const INVOKE_QUEUE_GROUP = 'cocaine-engine';
+/** The `call` service's depth header (engine/services): kept on per-node requests between engines. */
+const CALL_DEPTH_HEADER = 'cocaine-call-depth';
 
 export const NatsHeader = {
   event: 'Cocaine-Event',
@@ -72,7 +74,10 @@ export class NatsInvokeService {
       const passed: Record<string, string> = {};
       if (msg.headers) {
         for (const [key, values] of msg.headers) {
-          if (!key.toLowerCase().startsWith('cocaine-')) passed[key] = values[0] ?? '';
+          const lower = key.toLowerCase();
+          if (!lower.startsWith('cocaine-')) passed[key] = values[0] ?? '';
+          // A routed call made by a handler (`call`) keeps its depth across nodes, so a cycle still ends.
+          else if (this.options.node !== undefined && lower === CALL_DEPTH_HEADER) passed[lower] = values[0] ?? '';
         }
       }
       headersField(passed, 'headers');

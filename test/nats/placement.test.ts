@@ -67,6 +67,12 @@ describe('placement across three engine nodes', () => {
     expect(Buffer.concat(chunks).toString()).toBe(`${nodeForKey(key, NODES)}:hello`);
   }, 30_000);
 
+  it('keeps the call-depth header (handler `call`) on a call routed to another node', async () => {
+    const key = KEYS.find((k) => nodeForKey(k, NODES) !== NODES[0]) as string;
+    const answer = await rpcs[0].client.call('whoami@depth', '', { routingKey: key, headers: { 'cocaine-call-depth': '3' }, timeoutMs: 20_000 });
+    expect(answer.toString()).toBe(`${nodeForKey(key, NODES)}:3`);
+  }, 30_000);
+
   it('broadcasts to every node: three results labelled with three node ids; errors are labelled too', async () => {
     const results = await rpcs[1].client.broadcastCall('whoami@echo', 'x', { timeoutMs: 20_000 });
     expect(results.map((r) => r.node).sort()).toEqual(NODES);
