@@ -11,6 +11,7 @@ export function writeWhoamiApp(dir: string): string {
       "export function whoami(request) { return request.headers['cocaine-node'] ?? 'no node header'; }",
       "export async function echo(request) { const body = await request.body(); return `${request.headers['cocaine-node']}:${body.toString()}`; }",
       "export function depth(request) { return `${request.headers['cocaine-node']}:${request.headers['cocaine-call-depth'] ?? 'none'}`; }",
+      'export async function slow() { await new Promise((resolve) => setTimeout(resolve, 120_000)); return "late"; }',
       "export function fail(request) { throw new Error(`failed on ${request.headers['cocaine-node']}`); }",
       '',
     ].join('\n'),

@@ -67,6 +67,14 @@ describe('placement across three engine nodes', () => {
     expect(Buffer.concat(chunks).toString()).toBe(`${nodeForKey(key, NODES)}:hello`);
   }, 30_000);
 
+  it('refuses a routed body larger than one NATS message, naming the limit', async () => {
+    const key = KEYS.find((k) => nodeForKey(k, NODES) !== NODES[0]) as string;
+    const error = (await rpcs[0].client.call('whoami@echo', Buffer.alloc(1100 * 1024), { routingKey: key, timeoutMs: 20_000 }).catch((e: unknown) => e)) as RemoteError;
+    expect(error).toBeInstanceOf(RemoteError);
+    expect(error.code).toBe('message_too_large');
+    expect(error.message).toContain('one NATS message');
+  }, 30_000);
+
   it('keeps the call-depth header (handler `call`) on a call routed to another node', async () => {
     const key = KEYS.find((k) => nodeForKey(k, NODES) !== NODES[0]) as string;
     const answer = await rpcs[0].client.call('whoami@depth', '', { routingKey: key, headers: { 'cocaine-call-depth': '3' }, timeoutMs: 20_000 });
@@ -98,7 +106,19 @@ describe('placement across three engine nodes', () => {
     const before = new Map(KEYS.map((key) => [key, nodeForKey(key, NODES) as string]));
     const dead = NODES[2];
     const deadKey = KEYS.find((key) => before.get(key) === dead) as string;
+    // A routed call running on the node when it dies fails once the node leaves the membership.
+    const running = rpcs[0].client.call('whoami@slow', '', { routingKey: deadKey, timeoutMs: 100_000 }).then(() => undefined, (error: unknown) => error as RemoteError);
+    await waitFor(`the slow call to run on ${dead}`, async () => {
+      const info = await cliJson<{ node: { apps: Array<{ name: string; busy: number }> } }>(engines[2], ['info']);
+      return info.node.apps.some((app) => app.name === 'whoami' && app.busy > 0);
+    }, 30_000, 200);
     await engines[2].kill();
+    // Until its presence expires the dead node is still a member: broadcast labels its failure.
+    const during = await rpcs[1].client.broadcastCall('whoami@whoami', '', { timeoutMs: 20_000 });
+    expect(during.map((r) => r.node).sort()).toEqual(NODES);
+    const lost = during.find((r) => r.node === dead);
+    expect((lost?.error as RemoteError)?.status).toBe(14);
+    expect(lost?.error?.message).toContain(dead);
     const refused = (await rpcs[0].client.call('whoami@whoami', '', { routingKey: deadKey, timeoutMs: 20_000 }).catch((error: unknown) => error)) as RemoteError;
     expect(refused).toBeInstanceOf(RemoteError);
     expect(refused.status).toBe(14);
@@ -111,6 +131,10 @@ describe('placement across three engine nodes', () => {
         return nodes.length === 2 && nodes.every((node) => survivors.includes(node));
       }, 30_000, 500);
     }
+    const lostCall = await running;
+    expect(lostCall).toBeInstanceOf(RemoteError);
+    expect(lostCall?.status).toBe(14);
+    expect(lostCall?.message).toContain(`${dead} left the cluster`);
     let moved = 0;
     for (const [i, key] of KEYS.entries()) {
       const owner = await routed(i % 2, key);
