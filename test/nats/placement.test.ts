@@ -59,12 +59,19 @@ describe('placement across three engine nodes', () => {
     for (const count of perNode) expect(count).toBeGreaterThan(10);
   }, 120_000);
 
-  it('routes InvokeStream calls by key too', async () => {
+  it('routes InvokeStream and Session calls by key too', async () => {
     const key = KEYS[7];
     const stream = rpcs[0].client.invokeStream('whoami@echo', ['he', 'llo'], { routingKey: key, timeoutMs: 20_000 });
     const chunks: Buffer[] = [];
     for await (const chunk of stream) chunks.push(chunk);
     expect(Buffer.concat(chunks).toString()).toBe(`${nodeForKey(key, NODES)}:hello`);
+    const session = rpcs[1].client.session();
+    try {
+      const answers = await Promise.all(KEYS.slice(0, 30).map((k) => session.call('whoami@echo', 's', { routingKey: k, timeoutMs: 20_000 })));
+      answers.forEach((answer, i) => expect(Buffer.concat(answer).toString()).toBe(`${nodeForKey(KEYS[i], NODES)}:s`));
+    } finally {
+      session.close();
+    }
   }, 30_000);
 
   it('refuses a routed body larger than one NATS message, naming the limit', async () => {
