@@ -11,6 +11,7 @@ import { once } from 'node:events';
 import { CancelledError } from '../errors/index.js';
 import type {
   AppInfoMessage,
+  BroadcastReplyMessage,
   ChunkMessage,
   CrashlogMessage,
   EngineInfoMessage,
@@ -23,7 +24,7 @@ import type {
 import { cocaineProto } from './proto.js';
 import { EnqueueStreamClient, type EnqueueOptions } from './enqueue-client.js';
 import { SessionClient } from './session-client.js';
-import { errorFromStatus } from './status.js';
+import { errorFromFrame, errorFromStatus } from './status.js';
 import type { TraceReplyMessage } from './trace-service.js';
 
 export type { TraceReplyMessage, TraceSpanMessage } from './trace-service.js';
@@ -42,6 +43,18 @@ export interface InvokeOptions {
   /** Per-request deadline in ms, sent as timeout_ms and as the gRPC deadline (+1 s slack). */
   timeoutMs?: number;
   signal?: AbortSignal;
+  /** Run on the node this key maps to among the live engine nodes (docs/clients.md, "Placement"). */
+  routingKey?: string;
+}
+
+/** One Broadcast reply: a node's result chunk, its end, or its error (a RemoteError). */
+export type BroadcastItem = { node: string; chunk: Buffer } | { node: string; end: true } | { node: string; error: Error };
+
+/** One node's whole outcome of a broadcast (EngineClient.broadcastCall). */
+export interface BroadcastResult {
+  node: string;
+  data: Buffer;
+  error?: Error;
 }
 
 export interface UploadAppOptions {
@@ -138,10 +151,37 @@ export class EngineClient {
   invoke(target: string, data?: Body, options: InvokeOptions = {}): AsyncIterable<Buffer> {
     const timeoutMs = options.timeoutMs ?? 0;
     const call: ClientReadableStream<ChunkMessage> = this.engine.Invoke(
-      { target, data: toBuffer(data), headers: options.headers ?? {}, timeoutMs },
+      { target, data: toBuffer(data), headers: options.headers ?? {}, timeoutMs, routingKey: options.routingKey ?? '' },
       timeoutMs > 0 ? { deadline: Date.now() + timeoutMs + 1000 } : {},
     );
     return readStream(call, (chunk) => chunk.data, options.signal);
+  }
+
+  /** The call on every live engine node; replies labelled by node (a node's error is an item, not a throw). */
+  broadcast(target: string, data?: Body, options: Omit<InvokeOptions, 'routingKey'> = {}): AsyncIterable<BroadcastItem> {
+    const timeoutMs = options.timeoutMs ?? 0;
+    const call: ClientReadableStream<BroadcastReplyMessage> = this.engine.Broadcast(
+      { target, data: toBuffer(data), headers: options.headers ?? {}, timeoutMs },
+      timeoutMs > 0 ? { deadline: Date.now() + timeoutMs + 1000 } : {},
+    );
+    return readStream(call, (reply): BroadcastItem => {
+      if (reply.error) return { node: reply.node, error: errorFromFrame(reply.error) };
+      if (reply.end) return { node: reply.node, end: true };
+      return { node: reply.node, chunk: reply.data ?? Buffer.alloc(0) };
+    }, options.signal);
+  }
+
+  /** A broadcast collected: each node's whole result or error, in the order nodes settled. */
+  async broadcastCall(target: string, data?: Body, options: Omit<InvokeOptions, 'routingKey'> = {}): Promise<BroadcastResult[]> {
+    const chunks = new Map<string, Buffer[]>();
+    const results: BroadcastResult[] = [];
+    for await (const item of this.broadcast(target, data, options)) {
+      const own = chunks.get(item.node) ?? [];
+      chunks.set(item.node, own);
+      if ('chunk' in item) own.push(item.chunk);
+      else results.push({ node: item.node, data: Buffer.concat(own), ...('error' in item ? { error: item.error } : {}) });
+    }
+    return results;
   }
 
   /** Collects a whole result. */
@@ -155,7 +195,7 @@ export class EngineClient {
   invokeStream(target: string, body: AsyncIterable<Body> | Iterable<Body>, options: InvokeOptions = {}): AsyncIterable<Buffer> {
     const timeoutMs = options.timeoutMs ?? 0;
     const call: ClientDuplexStream<object, ChunkMessage> = this.engine.InvokeStream(timeoutMs > 0 ? { deadline: Date.now() + timeoutMs + 1000 } : {});
-    call.write({ header: { target, headers: options.headers ?? {}, timeoutMs } });
+    call.write({ header: { target, headers: options.headers ?? {}, timeoutMs, routingKey: options.routingKey ?? '' } });
     void (async () => {
       try {
         for await (const part of body) {

@@ -5,7 +5,9 @@ import { eventStatusMessage } from './convert.js';
 import { enqueueRequest, enqueueSpanFields, serveEnqueueStream } from './enqueue-stream.js';
 import type { EngineFacade, Invocation } from './facade.js';
 import { idField, invokeFields } from './request-fields.js';
+import { placedInvoke, serveBroadcast } from './broadcast-service.js';
 import type {
+  BroadcastReplyMessage,
   ChunkMessage,
   EnqueueReplyMessage,
   EnqueueRequestMessage,
@@ -37,8 +39,8 @@ export function engineService(facade: EngineFacade, sessions: SessionRegistry, o
       if (trailers) call.sendMetadata(trailers.clone());
       let invocation: Invocation;
       try {
-        const { app, event, headers, timeoutMs } = invokeFields(request);
-        invocation = facade.invoke({ app, event, headers: active ? withTraceHeaders(headers, active.context) : headers, deadline: deadlineOf(call, timeoutMs) });
+        const { app, event, headers, timeoutMs, routingKey } = invokeFields(request);
+        invocation = placedInvoke(facade, { app, event, headers: active ? withTraceHeaders(headers, active.context) : headers, deadline: deadlineOf(call, timeoutMs) }, routingKey);
       } catch (error) {
         active?.end({ error });
         call.emit('error', withTrailers(statusFromError(error), trailers));
@@ -74,8 +76,8 @@ export function engineService(facade: EngineFacade, sessions: SessionRegistry, o
           trailers = traceMetadata(active);
           if (trailers) call.sendMetadata(trailers.clone());
           try {
-            const { app, event, headers, timeoutMs } = invokeFields(header);
-            invocation = facade.invoke({ app, event, headers: active ? withTraceHeaders(headers, active.context) : headers, deadline: deadlineOf(call, timeoutMs) });
+            const { app, event, headers, timeoutMs, routingKey } = invokeFields(header);
+            invocation = placedInvoke(facade, { app, event, headers: active ? withTraceHeaders(headers, active.context) : headers, deadline: deadlineOf(call, timeoutMs) }, routingKey);
           } catch (error) {
             active?.end({ error });
             refuse(error);
@@ -125,6 +127,10 @@ export function engineService(facade: EngineFacade, sessions: SessionRegistry, o
         (result) => callback(null, { id: result.id, duplicate: result.duplicate }, trailers),
         (error: unknown) => callback(withTrailers(statusFromError(error), trailers)),
       );
+    },
+
+    Broadcast(call: ServerWritableStream<InvokeRequestMessage, BroadcastReplyMessage>) {
+      serveBroadcast(facade, call);
     },
 
     EnqueueStream(call: ServerDuplexStream<EnqueueStreamRequestMessage, EnqueueStreamReplyMessage>) {

@@ -2,6 +2,7 @@ import type { Manifest, Profile } from '../../manifests/types.js';
 import type { AppRecord, ArchiveFile, CrashlogEntry, CrashlogSummary, Runlist } from '../storage/types.js';
 import type { EnqueueResult, EventStatus } from '../queue/types.js';
 import type { EngineTraces } from '../trace/engine-traces.js';
+import type { EngineError } from '../errors/index.js';
 
 /**
  * What the transport layers (gRPC in engine/api/grpc, NATS request-reply) call. The engine core
@@ -110,7 +111,51 @@ export interface NodeInfo {
   seenAt: number;
 }
 
+/** Where an invocation runs across engine nodes (docs/clients.md, "Placement"). */
+export interface PlacementOptions {
+  /** Runs on the node this key maps to among the live nodes (rendezvous hashing). */
+  routingKey?: string;
+  /** Runs on every live node; the result is a JSON array of each node's outcome (Placement.invoke). */
+  broadcast?: boolean;
+}
+
+/** One message of a broadcast's answer: a node's result chunk, its end, or its error. */
+export type BroadcastReply = { node: string; chunk: Buffer } | { node: string; end: true } | { node: string; error: EngineError };
+
+export interface Broadcast extends AsyncIterable<BroadcastReply> {
+  /** The nodes it was sent to (the live nodes when it started). */
+  readonly nodes: readonly string[];
+  cancel(reason?: string): void;
+}
+
+/**
+ * Placement across engine nodes (engine/api/placement.ts; with --nats, engine/nats/placement.ts).
+ * Routed and broadcast invocations carry the request header `cocaine-node`: the node running them.
+ */
+export interface Placement {
+  readonly nodeId: string;
+  /** Live node ids, sorted (this node alone without NATS). */
+  nodes(): string[];
+  /** The node a routing key maps to now. */
+  nodeForKey(routingKey: string): string;
+  /**
+   * A routed invocation (routingKey), a broadcast (broadcast: true; its one result is the JSON
+   * array of BroadcastOutcome) or, with neither, a local one.
+   */
+  invoke(request: InvocationRequest, options: PlacementOptions): Invocation;
+  /** The request on every live node in parallel; replies labelled by node. */
+  broadcast(request: InvocationRequest, body: Buffer): Broadcast;
+}
+
+/** One node's outcome in the JSON result of `Placement.invoke(request, { broadcast: true })`. */
+export type BroadcastOutcome = { node: string; ok: true; data: string } | { node: string; ok: false; code: string; status: number; message: string };
+
 export interface EngineFacade {
+  /** This node's id (node ids label broadcast replies). */
+  readonly nodeId?: string;
+  /** Set once the node knows its peers (--nats); absent: a single-node placement over `invoke`. */
+  placement?: Placement;
+
   /** This node's tracing (docs/tracing.md); transports record their requests' spans with it. Absent: no tracing. */
   readonly traces?: EngineTraces;
 

@@ -9,12 +9,15 @@ export interface InvokeRequestMessage {
   data: Buffer;
   headers: Record<string, string>;
   timeoutMs: number;
+  /** Empty: none (docs/clients.md, "Placement"). */
+  routingKey?: string;
 }
 
 export interface InvokeHeaderMessage {
   target: string;
   headers: Record<string, string>;
   timeoutMs: number;
+  routingKey?: string;
 }
 
 export interface InvokeStreamRequestMessage {
@@ -25,6 +28,14 @@ export interface InvokeStreamRequestMessage {
 
 export interface ChunkMessage {
   data: Buffer;
+}
+
+/** One Broadcast reply: `data`, `end` or `error`, from `node`. */
+export interface BroadcastReplyMessage {
+  node: string;
+  data?: Buffer;
+  end?: boolean;
+  error?: ErrorMessage | null;
 }
 
 export interface ErrorMessage {

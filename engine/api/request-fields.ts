@@ -15,6 +15,8 @@ export const REQUEST_LIMITS = Object.freeze({
   nameChars: 64,
   /** Event ids (Enqueue `id`, Status, Redrive) and crashlog ids. */
   idChars: 256,
+  /** Invoke / InvokeStream / Session `routing_key` (any characters but control characters). */
+  routingKeyChars: 256,
   /** Headers of one request. */
   headerCount: 64,
   headerNameChars: 256,
@@ -87,6 +89,15 @@ export function optionalId(value: string, field = 'id'): string | undefined {
   return value === '' || value === undefined ? undefined : idField(value, field);
 }
 
+/** A routing key (Invoke, InvokeStream, Session `routing_key`); empty (the proto default) is none. */
+export function routingKeyField(value: string | undefined, field = 'routing_key'): string | undefined {
+  if (value === undefined || value === null || value === '') return undefined;
+  if (typeof value !== 'string') throw refuse(field, 'the routing key is not a string');
+  if (value.length > REQUEST_LIMITS.routingKeyChars) throw refuse(field, `the routing key is ${value.length} characters: the limit is ${REQUEST_LIMITS.routingKeyChars}`);
+  if (CONTROL.test(value)) throw refuse(field, `the routing key ${shown(value)} contains a control character`);
+  return value;
+}
+
 /** Request headers: counted, sized, names without control characters. */
 export function headersField(value: Record<string, string> | undefined | null, field = 'headers'): Record<string, string> {
   if (value === undefined || value === null) return {};
@@ -147,12 +158,14 @@ export interface InvokeFields {
   event: string;
   headers: Record<string, string>;
   timeoutMs: number;
+  /** Undefined: no routing key (the call runs on the node that received it). */
+  routingKey?: string;
 }
 
-/** InvokeRequest / InvokeHeader (Invoke, InvokeStream, Session `invoke`). */
-export function invokeFields(request: { target: string; headers?: Record<string, string> | null; timeoutMs: number }): InvokeFields {
+/** InvokeRequest / InvokeHeader (Invoke, InvokeStream, Session `invoke`, Broadcast). */
+export function invokeFields(request: { target: string; headers?: Record<string, string> | null; timeoutMs: number; routingKey?: string }): InvokeFields {
   const { app, event } = targetField(request.target);
-  return { app, event, headers: headersField(request.headers), timeoutMs: durationField(request.timeoutMs, 'timeout_ms') };
+  return { app, event, headers: headersField(request.headers), timeoutMs: durationField(request.timeoutMs, 'timeout_ms'), routingKey: routingKeyField(request.routingKey) };
 }
 
 export interface EnqueueFields {

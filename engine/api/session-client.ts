@@ -7,6 +7,8 @@ export interface SessionCallOptions {
   headers?: Record<string, string>;
   timeoutMs?: number;
   signal?: AbortSignal;
+  /** Run on the node this key maps to (docs/clients.md, "Placement"). */
+  routingKey?: string;
 }
 
 interface PendingCall {
@@ -46,7 +48,8 @@ export class SessionClient {
     return new Promise<Buffer[]>((resolve, reject) => {
       const pending: PendingCall = { chunks: [], resolve, reject };
       this.pending.set(id, pending);
-      this.stream.write({ id, invoke: { target, headers: options.headers ?? NO_HEADERS, timeoutMs: options.timeoutMs ?? 0 }, data: body, end: true });
+      const invoke = { target, headers: options.headers ?? NO_HEADERS, timeoutMs: options.timeoutMs ?? 0 };
+      this.stream.write({ id, invoke: options.routingKey ? { ...invoke, routingKey: options.routingKey } : invoke, data: body, end: true });
       const signal = options.signal;
       if (signal) {
         const onAbort = () => {

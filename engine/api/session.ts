@@ -7,6 +7,7 @@ import { deadlineOf, MAX_RESULT_MESSAGE_BYTES, withTimeout } from './call-utils.
 import type { EngineFacade, Invocation } from './facade.js';
 import type { ErrorMessage, SessionFrameMessage } from './messages.js';
 import { invokeFields, sequenceField } from './request-fields.js';
+import { placedInvoke } from './broadcast-service.js';
 import { errorFrameOf } from './status.js';
 
 /** Open session streams, so a shutdown can drain them. */
@@ -159,13 +160,13 @@ export class SessionHandler {
     let traceparent: string | undefined;
     try {
       sequenceField(id, 'id');
-      const { app, event, headers, timeoutMs } = invokeFields(header);
+      const { app, event, headers, timeoutMs, routingKey } = invokeFields(header);
       let passed = headers;
       if (active) {
         passed = withTraceHeaders(headers, active.context);
         traceparent = passed.traceparent;
       }
-      invocation = this.facade.invoke({ app, event, headers: passed, deadline: withTimeout(this.streamDeadline, timeoutMs) });
+      invocation = placedInvoke(this.facade, { app, event, headers: passed, deadline: withTimeout(this.streamDeadline, timeoutMs) }, routingKey);
     } catch (error) {
       active?.end({ error });
       this.reject(id, error, active ? (traceparent ?? formatTraceparent(active.context)) : undefined);

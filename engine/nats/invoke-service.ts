@@ -6,8 +6,12 @@ import { durationText, headersField, nameField } from '../api/request-fields.js'
 import { EngineError, InvalidInputError, toEngineError } from '../errors/index.js';
 import { continueTrace, traceHeaders, withTraceHeaders } from '../trace/context.js';
 import { tracedInvocation } from '../trace/traced-invocation.js';
+import { NODE_HEADER } from '../api/placement.js';
+import { nodeInvokeBase } from './node-invoke.js';
 
 export const INVOKE_QUEUE_GROUP = 'cocaine-engine';
+/** The `call` service's depth header (engine/services): kept on per-node requests between engines. */
+const CALL_DEPTH_HEADER = 'cocaine-call-depth';
 
 export const NatsHeader = {
   event: 'Cocaine-Event',
@@ -33,10 +37,15 @@ export class NatsInvokeService {
     private readonly nc: NatsConnection,
     private readonly facade: EngineFacade,
     private readonly prefix: string,
+    /**
+     * `node`: serve this node's own subject (`<prefix>.node.<node>.invoke.<app>`, node-invoke.ts)
+     * instead of the shared queue group, and tell the handler with the `cocaine-node` header.
+     */
+    private readonly options: { node?: string } = {},
   ) {
-    const base = `${prefix}.invoke.`;
+    const base = options.node === undefined ? `${prefix}.invoke.` : nodeInvokeBase(prefix, options.node);
     this.subscription = nc.subscribe(`${base}>`, {
-      queue: INVOKE_QUEUE_GROUP,
+      queue: options.node === undefined ? INVOKE_QUEUE_GROUP : undefined,
       callback: (error, msg) => {
         if (error || !msg.reply) return;
         const work = this.serve(msg, msg.subject.slice(base.length)).finally(() => this.inFlight.delete(work));
@@ -65,10 +74,14 @@ export class NatsInvokeService {
       const passed: Record<string, string> = {};
       if (msg.headers) {
         for (const [key, values] of msg.headers) {
-          if (!key.toLowerCase().startsWith('cocaine-')) passed[key] = values[0] ?? '';
+          const lower = key.toLowerCase();
+          if (!lower.startsWith('cocaine-')) passed[key] = values[0] ?? '';
+          // A routed call made by a handler (`call`) keeps its depth across nodes, so a cycle still ends.
+          else if (this.options.node !== undefined && lower === CALL_DEPTH_HEADER) passed[lower] = values[0] ?? '';
         }
       }
       headersField(passed, 'headers');
+      if (this.options.node !== undefined) passed[NODE_HEADER] = this.options.node;
       const request = { app, event, headers: active ? withTraceHeaders(passed, active.context) : passed, deadline: timeoutMs > 0 ? Date.now() + timeoutMs : 0 };
       const invocation = active ? tracedInvocation(this.facade.invoke(request), active) : this.facade.invoke(request);
       invocation.write(Buffer.from(msg.data));

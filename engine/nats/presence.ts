@@ -4,7 +4,7 @@ import type { NodeInfo } from '../api/facade.js';
 
 const PUBLISH_EVERY_MS = 2_000;
 /** A node not heard of for this long has left (its key expires). */
-const PRESENCE_TTL_MS = 10_000;
+export const PRESENCE_TTL_MS = 10_000;
 
 /**
  * Cluster presence: every node writes its NodeInfo to the KV bucket `<prefix>-nodes` every 2 s;

@@ -4,15 +4,22 @@ import { natsServers } from '../backends.js';
 import { connectNats } from './connection.js';
 import { NatsInvokeService } from './invoke-service.js';
 import { Presence } from './presence.js';
+import { startNatsPlacement } from './placement.js';
+import type { EngineFacade } from '../api/facade.js';
 
-/** With a NATS url: blocking calls over request-reply, and cluster presence for `info --cluster`. */
+/** With a NATS url: blocking calls over request-reply, cluster presence for `info --cluster`, and placement (routing keys, broadcast). */
 export async function startNatsServices(engine: Engine, options: EngineOptions): Promise<{ close(): Promise<void> }> {
   const nc = await connectNats(natsServers(options.nats), { name: `cocaine-engine ${engine.nodeId}` });
   const invoke = new NatsInvokeService(nc, engine, options.natsPrefix);
   const presence = await Presence.start(nc, options.natsPrefix, engine.nodeId, () => engine.nodeInfo());
   engine.setClusterView(() => presence.list());
+  const placed = await startNatsPlacement(nc, engine, options.natsPrefix, engine.nodeId);
+  // EngineFacade.placement: gRPC Invoke/InvokeStream/Broadcast (and `call`) route through it.
+  (engine as EngineFacade).placement = placed.placement;
   return {
     async close() {
+      (engine as EngineFacade).placement = undefined;
+      await placed.close();
       await invoke.close();
       await presence.stop();
       await nc.drain().catch(() => undefined);
