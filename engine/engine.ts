@@ -11,6 +11,7 @@ import type {
   InvocationRequest,
   LogLine,
   NodeInfo,
+  Placement,
   UploadAppInput,
 } from './api/facade.js';
 import type { EngineOptions } from './config/options.js';
@@ -26,6 +27,7 @@ import { Router, type StartedApp } from './router/router.js';
 import { ensureSpooled, removeSpool } from './storage/spool.js';
 import type { CrashlogEntry, CrashlogSummary, Runlist, Storage } from './storage/types.js';
 import { AppAdmin } from './admin/app-admin.js';
+import { placementOf } from './api/placement.js';
 import { openAppStore, openBackends, openTraceStore } from './backends.js';
 import type { AppStore } from './app-store/types.js';
 import { ServiceDispatcher } from './services/dispatcher.js';
@@ -42,6 +44,8 @@ export interface EngineDeps {
 /** The engine core: composes storage, queue, plugins, isolates and the router behind EngineFacade. */
 export class Engine implements EngineFacade {
   readonly nodeId: string;
+  /** Routing keys and broadcast across nodes, once the node knows its peers (--nats; engine/nats/services.ts). */
+  placement?: Placement;
   readonly startedAt = Date.now();
   private readonly router: Router;
   private readonly admin: AppAdmin;
@@ -74,6 +78,7 @@ export class Engine implements EngineFacade {
     this.services = new ServiceDispatcher(
       {
         invoke: (request) => this.router.invoke(request),
+        place: (request, options) => placementOf(this).invoke(request, options),
         enqueue: (input) => this.enqueue(input),
         appStore: () =>
           (this.appStorePromise ??= openAppStore(options, resolve(options.dataDir)).catch((error: unknown) => {

@@ -5,7 +5,6 @@ import { connectNats } from './connection.js';
 import { NatsInvokeService } from './invoke-service.js';
 import { Presence } from './presence.js';
 import { startNatsPlacement } from './placement.js';
-import type { EngineFacade } from '../api/facade.js';
 
 /** With a NATS url: blocking calls over request-reply, cluster presence for `info --cluster`, and placement (routing keys, broadcast). */
 export async function startNatsServices(engine: Engine, options: EngineOptions): Promise<{ close(): Promise<void> }> {
@@ -15,10 +14,10 @@ export async function startNatsServices(engine: Engine, options: EngineOptions):
   engine.setClusterView(() => presence.list());
   const placed = await startNatsPlacement(nc, engine, options.natsPrefix, engine.nodeId);
   // EngineFacade.placement: gRPC Invoke/InvokeStream/Broadcast (and `call`) route through it.
-  (engine as EngineFacade).placement = placed.placement;
+  engine.placement = placed.placement;
   return {
     async close() {
-      (engine as EngineFacade).placement = undefined;
+      engine.placement = undefined;
       await placed.close();
       await invoke.close();
       await presence.stop();

@@ -1,6 +1,7 @@
 import { EngineError, toEngineError } from '../errors/index.js';
 import { parseTarget } from '../util/names.js';
 import type { ServiceReply, ServiceRequest, ServiceSession } from '../worker/service-channels.js';
+import { routingKeyField } from '../api/request-fields.js';
 import { tracedInvocation } from '../trace/traced-invocation.js';
 import { beginServiceSpan, headersArg, integerArg, requireParent, stringArg, withTrace } from './args.js';
 import { CALL_DEPTH_HEADER, type ServiceDeps } from './types.js';
@@ -8,6 +9,7 @@ import { CALL_DEPTH_HEADER, type ServiceDeps } from './types.js';
 /**
  * `call`: a handler invokes `app@event` through the router, like a gRPC Invoke; both bodies stream.
  * Deadline: the sooner of `timeout_ms` and the parent's. Depth: the parent's `cocaine-call-depth` + 1.
+ * `routing_key` / `broadcast: true` place the call on a node of the cluster, like a client's.
  */
 export function openCall(deps: ServiceDeps, request: ServiceRequest, reply: ServiceReply): ServiceSession {
   const parent = requireParent(request.parent, 'call');
@@ -20,12 +22,15 @@ export function openCall(deps: ServiceDeps, request: ServiceRequest, reply: Serv
     );
   }
   const timeoutMs = integerArg(request.args, 'timeout_ms') ?? 0;
+  const routingKey = routingKeyField(stringArg(request.args, 'routing_key'), 'args.routing_key');
+  const broadcast = request.args.broadcast === true;
   const deadline = timeoutMs > 0 ? Math.min(Date.now() + timeoutMs, parent.deadline || Infinity) : parent.deadline;
   const { active, headers } = beginServiceSpan(deps.tracer, withTrace(headersArg(request.args), parent), { kind: 'call', target: `${app}@${event}` });
   headers[CALL_DEPTH_HEADER] = String(depth);
   let invocation;
   try {
-    invocation = deps.invoke({ app, event, headers, deadline: Number.isFinite(deadline) ? deadline : 0 });
+    const callee = { app, event, headers, deadline: Number.isFinite(deadline) ? deadline : 0 };
+    invocation = routingKey !== undefined || broadcast ? deps.place(callee, { routingKey, broadcast }) : deps.invoke(callee);
   } catch (error) {
     active?.end({ error });
     throw error;

@@ -1,4 +1,4 @@
-import type { Invocation, InvocationRequest } from '../api/facade.js';
+import type { Invocation, InvocationRequest, PlacementOptions } from '../api/facade.js';
 import type { AppStore } from '../app-store/types.js';
 import type { AppLogs } from '../pool/app-logs.js';
 import type { EnqueueResult } from '../queue/types.js';
@@ -8,6 +8,8 @@ import type { Tracer } from '../trace/tracer.js';
 export interface ServiceDeps {
   /** Router → app engine, like a gRPC Invoke. */
   invoke(request: InvocationRequest): Invocation;
+  /** A call with a routing key, or a broadcast: placed on a node of the cluster (engine/api/placement.ts). */
+  place(request: InvocationRequest, options: PlacementOptions): Invocation;
   /** Like a gRPC Enqueue (checks the app, then persists). */
   enqueue(input: { app: string; event: string; data: Buffer; headers: Record<string, string>; delayMs?: number; id?: string }): Promise<EnqueueResult>;
   /** The app store (opened on first use). */

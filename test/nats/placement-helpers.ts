@@ -13,6 +13,8 @@ export function writeWhoamiApp(dir: string): string {
       "export function depth(request) { return `${request.headers['cocaine-node']}:${request.headers['cocaine-call-depth'] ?? 'none'}`; }",
       'export async function slow() { await new Promise((resolve) => setTimeout(resolve, 120_000)); return "late"; }',
       "export function fail(request) { throw new Error(`failed on ${request.headers['cocaine-node']}`); }",
+      "export async function route(request) { return request.call('whoami@whoami', '', { routingKey: await request.text() }).text(); }",
+      "export async function everyone(request) { return request.call('whoami@whoami', '', { broadcast: true }).text(); }",
       '',
     ].join('\n'),
   );

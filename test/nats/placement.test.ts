@@ -97,6 +97,16 @@ describe('placement across three engine nodes', () => {
     for (const result of failed) expect(result.error?.message).toContain(`failed on ${result.node}`);
   }, 60_000);
 
+  it("a handler's call takes a routing key or broadcasts, like a client's", async () => {
+    for (const key of KEYS.slice(0, 20)) {
+      const viaHandler = (await rpcs[1].client.call('whoami@route', key, { timeoutMs: 20_000 })).toString();
+      expect(viaHandler, key).toBe(await routed(0, key));
+    }
+    const results = JSON.parse((await rpcs[2].client.call('whoami@everyone', '', { timeoutMs: 20_000 })).toString()) as Array<{ node: string; ok: boolean; data: string }>;
+    expect(results.map((result) => result.node).sort()).toEqual(NODES);
+    for (const result of results) expect([result.ok, Buffer.from(result.data, 'base64').toString()]).toEqual([true, result.node]);
+  }, 120_000);
+
   it('cocaine-deploy invoke --routing-key and --broadcast', async () => {
     const key = KEYS[42];
     const one = await cli(engines[2], ['invoke', 'whoami@whoami', '--routing-key', key, '--data', '']);

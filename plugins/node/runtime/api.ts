@@ -41,6 +41,10 @@ export interface CallOptions {
   headers?: Record<string, string>;
   /** The callee's timeout; the call's deadline is the sooner of it and this invocation's. */
   timeoutMs?: number;
+  /** With several engine nodes: the call runs on the node this key maps to (the same one while membership holds). */
+  routingKey?: string;
+  /** Run on every node: the result is a JSON array of `{node, ok, data (base64)}` or `{node, ok: false, code, message}`. */
+  broadcast?: boolean;
 }
 
 export interface EmitOptions {

@@ -235,6 +235,8 @@ export class RequestServices {
     const args: Record<string, unknown> = { target };
     if (options.headers) args.headers = options.headers;
     if (options.timeoutMs) args.timeout_ms = Math.max(1, Math.round(options.timeoutMs));
+    if (options.routingKey !== undefined) args.routing_key = options.routingKey;
+    if (options.broadcast) args.broadcast = true;
     return this.s.request(this.parent, 'call', args, body, this.signal());
   }
 

@@ -219,13 +219,13 @@ class Request:
 
         return _api
 
-    def call(self, target, body=b"", headers=None, timeout=None):
+    def call(self, target, body=b"", headers=None, timeout=None, routing_key=None, broadcast=False):
         """Calls `app@event` with body (bytes, str or an iterable of chunks, streamed) and returns
         its CallResult once the first piece of the result (or the error) arrived: iterate it for
         the chunks, or read it with body()/text()/json(). `timeout` in seconds (default: this
         call's own deadline). Raises ServiceError, or Cancelled once this call was cancelled."""
         api = self._api()
-        channel = self._svc().request("call", api.call_args(target, headers, timeout), body)
+        channel = self._svc().request("call", api.call_args(target, headers, timeout, routing_key, broadcast), body)
         channel.wait_first()
         return api.CallResult(channel)
 
@@ -236,11 +236,11 @@ class Request:
         api = self._api()
         return api.emitted(self._svc().request("emit", api.emit_args(target, headers, delay, id), body).read_all())
 
-    async def call_async(self, target, body=b"", headers=None, timeout=None):
+    async def call_async(self, target, body=b"", headers=None, timeout=None, routing_key=None, broadcast=False):
         """call() for async handlers: body may also be an async iterable; the result is an
         AsyncCallResult (`async for chunk in result`, `await result.body()`)."""
         api = self._api()
-        channel = await self._svc().request_async("call", api.call_args(target, headers, timeout), body)
+        channel = await self._svc().request_async("call", api.call_args(target, headers, timeout, routing_key, broadcast), body)
         await channel.wait_first_async()
         return api.AsyncCallResult(channel)
 

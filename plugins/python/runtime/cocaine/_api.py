@@ -48,10 +48,14 @@ def _count(name, value, minimum):
     return value
 
 
-def call_args(target, headers, timeout):
+def call_args(target, headers, timeout, routing_key=None, broadcast=False):
     args = {"target": _text("target", target), "headers": _headers(headers)}
     if timeout is not None:
         args["timeout_ms"] = _milliseconds("timeout", timeout)
+    if routing_key is not None:
+        args["routing_key"] = _text("routing_key", routing_key)
+    if broadcast:
+        args["broadcast"] = True
     return args
 
 

@@ -209,11 +209,13 @@ sub call_each {
     my $callback = pop;
     my ($self, $target, $body, $options) = @_;
     Cocaine::Worker::Services::_fail('call_each: the last argument is a sub { my ($chunk) = @_; ... }') unless ref $callback eq 'CODE';
-    $options = Cocaine::Worker::Services::options('call', $options, qw(headers timeout));
+    $options = Cocaine::Worker::Services::options('call', $options, qw(headers timeout routing_key broadcast));
     my $args = Cocaine::Worker::Services::object(
         target => Cocaine::Worker::Services::target('call', $target),
         headers => defined $options->{headers} ? Cocaine::Worker::Services::headers('call', $options->{headers}) : undef,
         timeout_ms => defined $options->{timeout} ? Cocaine::Worker::Services::milliseconds('call: timeout', $options->{timeout}) : undef,
+        routing_key => defined $options->{routing_key} ? Cocaine::Worker::_json_string("$options->{routing_key}") : undef,
+        broadcast => $options->{broadcast} ? 'true' : undef,
     );
     Cocaine::Worker::Services::request($self, 'call', $args, $body, $callback);
     return;
