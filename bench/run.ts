@@ -1,6 +1,6 @@
 /**
  * `npm run bench`: every figure beside its baseline measured in the same run, as a ratio.
- * Sections: grpc (blocking calls), cold (cold start), plugins, docker, queue. `--only a,b` picks some.
+ * Sections: grpc (blocking calls), cold (cold start), plugins, docker, queue, services (handler call/emit). `--only a,b` picks some.
  */
 import { parseArgs } from 'node:util';
 import { printRows, type BenchRow } from './report.js';
@@ -12,6 +12,7 @@ const SECTIONS: Record<string, () => Promise<Section>> = {
   plugins: async () => (await import('./sections/plugins.js')).pluginsSection,
   docker: async () => (await import('./sections/docker.js')).dockerSection,
   queue: async () => (await import('./sections/queue.js')).queueSection,
+  services: async () => (await import('./sections/services.js')).servicesSection,
 };
 
 async function main(): Promise<void> {

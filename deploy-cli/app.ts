@@ -192,8 +192,8 @@ export function appCommand(): Command {
       try {
         await withClient(command, async (client) => {
           for await (const line of client.appLogs(name, { lines: flags.lines, follow: flags.follow === true, signal: controller.signal })) {
-            if (globals.json) process.stdout.write(`${JSON.stringify(line)}\n`);
-            else process.stdout.write(`${new Date(line.timestampMs).toISOString()} ${line.workerId} ${line.stream}: ${line.line}\n`);
+            if (globals.json) process.stdout.write(`${JSON.stringify(logLineJson(line))}\n`);
+            else process.stdout.write(`${new Date(line.timestampMs).toISOString()} ${line.workerId} ${renderLogLine(line)}\n`);
           }
         });
       } catch (error) {
@@ -204,4 +204,37 @@ export function appCommand(): Command {
     });
 
   return app;
+}
+
+/** A handler's structured record (stream `log`, its line is JSON: engine/services/log.ts). */
+interface StructuredRecord {
+  event?: string;
+  trace?: string;
+  level: string;
+  message: string;
+  fields?: Record<string, unknown>;
+}
+
+function structured(line: { stream: string; line: string }): StructuredRecord | undefined {
+  if (line.stream !== 'log') return undefined;
+  try {
+    const record = JSON.parse(line.line) as StructuredRecord;
+    return typeof record?.message === 'string' ? record : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** `stdout: text`, or for a structured record `INFO message key=value (event=e trace=t)`. */
+function renderLogLine(line: { stream: string; line: string }): string {
+  const record = structured(line);
+  if (!record) return `${line.stream}: ${line.line}`;
+  const fields = Object.entries(record.fields ?? {}).map(([key, value]) => ` ${key}=${typeof value === 'string' ? value : JSON.stringify(value)}`);
+  const context = [record.event ? `event=${record.event}` : '', record.trace ? `trace=${record.trace}` : ''].filter(Boolean).join(' ');
+  return `${record.level.toUpperCase()}: ${record.message}${fields.join('')}${context ? ` (${context})` : ''}`;
+}
+
+function logLineJson<T extends { stream: string; line: string }>(line: T): T & { record?: StructuredRecord } {
+  const record = structured(line);
+  return record ? { ...line, record } : line;
 }

@@ -34,6 +34,9 @@ const EXIT_BY_CODE: Readonly<Partial<Record<ErrorCode, number>>> = Object.freeze
   heartbeat_timeout: EXIT.unavailable,
   deadline_exceeded: EXIT.deadline,
   handler_error: EXIT.handler,
+  call_depth_exceeded: EXIT.unavailable,
+  revision_mismatch: EXIT.unavailable,
+  quota_exceeded: EXIT.unavailable,
 });
 
 /** A failure of the CLI itself (bad flag combination, unreadable file): exit 1. `field` names the flag or argument. */

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import type { EngineOptions } from './config/options.js';
+import type { AppStore } from './app-store/types.js';
 import type { Queue } from './queue/types.js';
 import type { Storage } from './storage/types.js';
 import type { TraceStore } from './trace/types.js';
@@ -41,4 +42,14 @@ export async function openTraceStore(options: EngineOptions, warn?: (message: st
 /** `nats://a:4222,nats://b:4222` → one entry per server. */
 export function natsServers(url: string): string[] {
   return url.split(',').map((server) => server.trim()).filter(Boolean);
+}
+
+/** The app store of the configured storage: LMDB under the data dir (fs), or NATS KV (nats). */
+export async function openAppStore(options: EngineOptions, dataDir: string): Promise<AppStore> {
+  if (options.storage === 'fs') {
+    const { LmdbAppStore } = await import('./app-store/lmdb.js');
+    return LmdbAppStore.open({ dir: join(dataDir, 'app-store') });
+  }
+  const { NatsAppStore } = await import('./app-store/nats.js');
+  return NatsAppStore.open({ servers: natsServers(options.storage), prefix: options.natsPrefix, replicas: options.natsReplicas });
 }

@@ -26,7 +26,9 @@ import { Router, type StartedApp } from './router/router.js';
 import { ensureSpooled, removeSpool } from './storage/spool.js';
 import type { CrashlogEntry, CrashlogSummary, Runlist, Storage } from './storage/types.js';
 import { AppAdmin } from './admin/app-admin.js';
-import { openBackends, openTraceStore } from './backends.js';
+import { openAppStore, openBackends, openTraceStore } from './backends.js';
+import type { AppStore } from './app-store/types.js';
+import { ServiceDispatcher } from './services/dispatcher.js';
 import { engineTraces, type EngineTraces } from './trace/engine-traces.js';
 import { tracedQueuedInvoke } from './trace/queued.js';
 import type { TraceStore } from './trace/types.js';
@@ -48,6 +50,9 @@ export class Engine implements EngineFacade {
   private readonly socketDir: string;
   private clusterNodes: (() => Promise<NodeInfo[]>) | undefined;
   private stopping = false;
+  private readonly services: ServiceDispatcher;
+  /** Opened on the first storage request of a handler. */
+  private appStorePromise: Promise<AppStore> | undefined;
   listenAddress = '';
 
   private constructor(
@@ -66,6 +71,21 @@ export class Engine implements EngineFacade {
     this.socketDir = runDirs.socketDir;
     this.router = new Router((app, logs) => this.createAppEngine(app, logs));
     this.events = new EventRunner(queue, tracedQueuedInvoke(traces?.tracer, (request) => this.router.invoke(request)));
+    this.services = new ServiceDispatcher(
+      {
+        invoke: (request) => this.router.invoke(request),
+        enqueue: (input) => this.enqueue(input),
+        appStore: () =>
+          (this.appStorePromise ??= openAppStore(options, resolve(options.dataDir)).catch((error: unknown) => {
+            this.appStorePromise = undefined; // the next request tries again
+            throw error;
+          })),
+        logsFor: (app) => this.router.logsFor(app),
+        maxCallDepth: options.maxCallDepth,
+        tracer: traces?.tracer,
+      },
+      options.maxMessageBytes,
+    );
     this.admin = new AppAdmin({
       storage,
       router: this.router,
@@ -156,6 +176,7 @@ export class Engine implements EngineFacade {
       },
       // crashlog-limit 0: no crashlogs are kept.
       saveCrashlog: async (entry: CrashlogEntry) => (profile['crashlog-limit'] > 0 ? this.storage.addCrashlog(entry, profile['crashlog-limit']) : undefined),
+      services: this.services,
     });
   }
 
@@ -303,6 +324,9 @@ export class Engine implements EngineFacade {
       await this.router.shutdown(this.options.drainTimeoutMs);
       await this.isolates.close();
       await this.queue.close();
+      const appStore = this.appStorePromise;
+      this.appStorePromise = undefined;
+      if (appStore) await appStore.then((store) => store.close(), () => undefined);
       await this.storage.close();
       await this.traces?.close();
     } finally {

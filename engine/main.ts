@@ -22,6 +22,7 @@ const program = new Command()
   .option('--nats <url>', 'NATS servers (comma-separated) for the jetstream queue, NATS request-reply and cluster info')
   .option('--nats-prefix <prefix>', 'prefix of the NATS streams, buckets and subjects (default cocaine)')
   .option('--nats-replicas <n>', 'replicas of the NATS streams and buckets the engine creates (default 1)')
+  .option('--max-call-depth <n>', 'deepest chain of calls between handlers before call_depth_exceeded (default 16)')
   .option('--node-id <id>', 'node id (default: generated once and kept in the data directory)')
   .option('--plugins-dir <dir...>', 'directories with third-party language plugins')
   .option('--plugin-package <name...>', 'npm packages exporting language plugins')
@@ -49,6 +50,7 @@ async function run(flags: Record<string, unknown>): Promise<void> {
         nats: flags.nats,
         natsPrefix: flags.natsPrefix,
         natsReplicas: flags.natsReplicas,
+        maxCallDepth: flags.maxCallDepth,
         nodeId: flags.nodeId,
         pluginDirs: flags.pluginsDir,
         pluginPackages: flags.pluginPackage,

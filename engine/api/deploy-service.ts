@@ -3,8 +3,8 @@ import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CancelledError, DeadlineError, InvalidInputError } from '../errors/index.js';
+import { MAX_DOCUMENT_BYTES } from '../../manifests/validate.js';
 import { UploadSpool, type SpooledUpload } from '../storage/upload-spool.js';
-import { validateName, type NameKind } from '../util/names.js';
 import { setLongTimeout } from '../util/timers.js';
 import { appInfoMessage, crashlogMessage, eventStatusMessage, logLineMessage, nodeInfoMessage } from './convert.js';
 import type { EngineFacade, UploadAppInput } from './facade.js';
@@ -15,6 +15,7 @@ import type {
   UploadAppHeaderMessage,
   UploadAppRequestMessage,
 } from './messages.js';
+import { idField, nameField, optionalName } from './request-fields.js';
 import { statusFromError } from './status.js';
 
 export interface DeployServiceOptions {
@@ -52,14 +53,8 @@ export async function openUploadSpool(settings: UploadSpoolSettings): Promise<Up
   return UploadSpool.open({ dir, maxConcurrentBytes: settings.maxConcurrentUploadBytes ?? 2 * settings.maxArchiveBytes });
 }
 
-/** Largest manifest or profile document accepted in a deploy rpc. */
-export const MAX_DOCUMENT_BYTES = 1024 * 1024;
 /** Longest file name shown in manifest/profile error messages. */
 const MAX_FILE_LABEL = 255;
-/** Event ids (Redrive) and crashlog ids, in UTF-8 bytes. */
-const MAX_EVENT_ID_BYTES = 256;
-const MAX_CRASHLOG_ID = 128;
-const NAME_MAX = 64;
 
 /** Open AppLogs streams, ended by a shutdown. */
 export type LogFollowers = Set<AbortController>;
@@ -83,29 +78,6 @@ function unary<Req, Res>(handler: (request: Req) => Promise<Res>): Unary {
   };
 }
 
-function required(value: string, field: string): string {
-  if (typeof value !== 'string' || value === '') throw new InvalidInputError('invalid_argument', `${field} is empty`, { field });
-  return value;
-}
-
-/** An app or profile name checked at the edge; the error names the request field (never echoes a huge value). */
-function name(kind: NameKind, value: string, field: string): string {
-  required(value, field);
-  if (value.length > NAME_MAX) {
-    throw new InvalidInputError('invalid_argument', `${field}: ${kind} name is ${value.length} characters long, at most ${NAME_MAX} are allowed`, { field });
-  }
-  try {
-    return validateName(kind, value);
-  } catch (error) {
-    throw new InvalidInputError('invalid_argument', `${field}: ${(error as Error).message}`, { field });
-  }
-}
-
-/** '' means "not given"; anything else must be a valid name. */
-function optionalName(kind: NameKind, value: string, field: string): string | undefined {
-  return value === '' || value === undefined ? undefined : name(kind, value, field);
-}
-
 function document(value: Buffer | undefined, field: string): Buffer | undefined {
   if (value && value.length > MAX_DOCUMENT_BYTES) {
     throw new InvalidInputError('invalid_argument', `${field} is ${value.length} bytes, more than the ${MAX_DOCUMENT_BYTES} allowed for a manifest or profile`, { field });
@@ -118,13 +90,6 @@ function fileLabel(value: string, field: string): string | undefined {
     throw new InvalidInputError('invalid_argument', `${field} is ${value.length} characters long, at most ${MAX_FILE_LABEL} are allowed`, { field });
   }
   return value === '' ? undefined : value;
-}
-
-function boundedId(value: string, field: string, maxBytes: number): string {
-  required(value, field);
-  const bytes = Buffer.byteLength(value, 'utf8');
-  if (bytes > maxBytes) throw new InvalidInputError('invalid_argument', `${field} is ${bytes} bytes long, at most ${maxBytes} are allowed`, { field });
-  return value;
 }
 
 const EMPTY = {};
@@ -163,22 +128,22 @@ export function deployService(facade: EngineFacade, followers: LogFollowers, opt
     },
 
     ListApps: unary(async () => ({ apps: (await facade.listApps()).map(appInfoMessage) })),
-    ViewApp: unary(async (request: { name: string }) => appInfoMessage(await facade.viewApp(name('app', request.name, 'name')))),
+    ViewApp: unary(async (request: { name: string }) => appInfoMessage(await facade.viewApp(nameField('app', request.name, 'name')))),
     RemoveApp: unary(async (request: { name: string }) => {
-      await facade.removeApp(name('app', request.name, 'name'));
+      await facade.removeApp(nameField('app', request.name, 'name'));
       return EMPTY;
     }),
     StartApp: unary(async (request: { name: string; profile: string }) =>
-      appInfoMessage(await facade.startApp(name('app', request.name, 'name'), optionalName('profile', request.profile, 'profile'))),
+      appInfoMessage(await facade.startApp(nameField('app', request.name, 'name'), optionalName('profile', request.profile, 'profile'))),
     ),
-    StopApp: unary(async (request: { name: string }) => appInfoMessage(await facade.stopApp(name('app', request.name, 'name')))),
+    StopApp: unary(async (request: { name: string }) => appInfoMessage(await facade.stopApp(nameField('app', request.name, 'name')))),
     RestartApp: unary(async (request: { name: string; profile: string }) =>
-      appInfoMessage(await facade.restartApp(name('app', request.name, 'name'), optionalName('profile', request.profile, 'profile'))),
+      appInfoMessage(await facade.restartApp(nameField('app', request.name, 'name'), optionalName('profile', request.profile, 'profile'))),
     ),
 
     AppLogs(call: ServerWritableStream<AppLogsRequestMessage, LogLineMessage>) {
       const { name: logsName, lines, follow } = call.request;
-      const appName = (value: string) => name('app', value, 'name');
+      const appName = (value: string) => nameField('app', value, 'name');
       const controller = new AbortController();
       followers.add(controller);
       call.on('cancelled', () => controller.abort());
@@ -200,35 +165,35 @@ export function deployService(facade: EngineFacade, followers: LogFollowers, opt
     },
 
     UploadProfile: unary(async (request: { name: string; content: Buffer; file: string }) => {
-      const profileName = name('profile', request.name, 'name');
+      const profileName = nameField('profile', request.name, 'name');
       const content = document(request.content, 'content') ?? Buffer.alloc(0);
       const uploaded = await facade.uploadProfile(profileName, content, fileLabel(request.file ?? '', 'file'));
       return { name: uploaded.name, profileJson: JSON.stringify(uploaded.profile) };
     }),
     ListProfiles: unary(async () => ({ names: await facade.listProfiles() })),
     ViewProfile: unary(async (request: { name: string }) => {
-      const viewed = await facade.viewProfile(name('profile', request.name, 'name'));
+      const viewed = await facade.viewProfile(nameField('profile', request.name, 'name'));
       return { name: viewed.name, profileJson: JSON.stringify(viewed.profile) };
     }),
     RemoveProfile: unary(async (request: { name: string }) => {
-      await facade.removeProfile(name('profile', request.name, 'name'));
+      await facade.removeProfile(nameField('profile', request.name, 'name'));
       return EMPTY;
     }),
 
     ViewRunlist: unary(async () => ({ apps: await facade.viewRunlist() })),
     AddToRunlist: unary(async (request: { app: string; profile: string }) => ({
-      apps: await facade.addToRunlist(name('app', request.app, 'app'), optionalName('profile', request.profile, 'profile') ?? 'default'),
+      apps: await facade.addToRunlist(nameField('app', request.app, 'app'), optionalName('profile', request.profile, 'profile') ?? 'default'),
     })),
-    RemoveFromRunlist: unary(async (request: { name: string }) => ({ apps: await facade.removeFromRunlist(name('app', request.name, 'name')) })),
+    RemoveFromRunlist: unary(async (request: { name: string }) => ({ apps: await facade.removeFromRunlist(nameField('app', request.name, 'name')) })),
 
     ListCrashlogs: unary(async (request: { name: string }) => ({
-      crashlogs: (await facade.listCrashlogs(name('app', request.name, 'name'))).map(crashlogMessage),
+      crashlogs: (await facade.listCrashlogs(nameField('app', request.name, 'name'))).map(crashlogMessage),
     })),
     ViewCrashlog: unary(async (request: { app: string; id: string }) =>
-      crashlogMessage(await facade.viewCrashlog(name('app', request.app, 'app'), boundedId(request.id, 'id', MAX_CRASHLOG_ID))),
+      crashlogMessage(await facade.viewCrashlog(nameField('app', request.app, 'app'), idField(request.id, 'id'))),
     ),
     RemoveCrashlogs: unary(async (request: { name: string }) => {
-      await facade.removeCrashlogs(name('app', request.name, 'name'));
+      await facade.removeCrashlogs(nameField('app', request.name, 'name'));
       return EMPTY;
     }),
 
@@ -239,7 +204,7 @@ export function deployService(facade: EngineFacade, followers: LogFollowers, opt
     ListDeadLetters: unary(async (request: { name: string }) => ({
       events: (await facade.deadLetters(optionalName('app', request.name, 'name'))).map(eventStatusMessage),
     })),
-    Redrive: unary(async (request: { id: string }) => eventStatusMessage(await facade.redrive(boundedId(request.id, 'id', MAX_EVENT_ID_BYTES)))),
+    Redrive: unary(async (request: { id: string }) => eventStatusMessage(await facade.redrive(idField(request.id, 'id')))),
   };
 }
 

@@ -61,7 +61,8 @@ export interface AppView {
 export interface LogLine {
   timestamp: number;
   workerId: string;
-  stream: 'stdout' | 'stderr' | 'engine';
+  /** `log`: a structured record a handler logged (the line is its JSON, engine/services/log.ts). */
+  stream: 'stdout' | 'stderr' | 'engine' | 'log';
   line: string;
 }
 

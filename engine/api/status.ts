@@ -32,6 +32,9 @@ export const STATUS_BY_CODE: Readonly<Record<ErrorCode, GrpcStatus>> = Object.fr
   storage_error: GrpcStatus.INTERNAL,
   queue_error: GrpcStatus.INTERNAL,
   internal: GrpcStatus.INTERNAL,
+  call_depth_exceeded: GrpcStatus.FAILED_PRECONDITION,
+  revision_mismatch: GrpcStatus.ABORTED,
+  quota_exceeded: GrpcStatus.RESOURCE_EXHAUSTED,
 });
 
 /** When a status arrives without the trailer (e.g. raised by grpc-js itself): the code it stands for. */

@@ -34,6 +34,8 @@ export interface EngineOptions {
   retryBaseDelayMs: number;
   /** A queued event whose node went silent this long is redelivered to another node. */
   ackWaitMs: number;
+  /** Handler-to-handler calls nest at most this deep (`cocaine-call-depth`); deeper: call_depth_exceeded. */
+  maxCallDepth: number;
   logLevel: string;
 }
 
@@ -57,6 +59,7 @@ export const DEFAULT_ENGINE_OPTIONS: Readonly<EngineOptions> = Object.freeze({
   maxAttempts: 5,
   retryBaseDelayMs: 200,
   ackWaitMs: 60_000,
+  maxCallDepth: 16,
   logLevel: 'info',
 });
 
@@ -65,6 +68,7 @@ export const OPTION_MAXIMUM: Partial<Record<keyof EngineOptions, number>> = {
   drainTimeoutMs: 86_400_000,
   retryBaseDelayMs: 3_600_000,
   ackWaitMs: 86_400_000,
+  maxCallDepth: 1_000,
 };
 
 const ENV: Record<string, keyof EngineOptions> = {
@@ -87,6 +91,7 @@ const ENV: Record<string, keyof EngineOptions> = {
   COCAINE_MAX_ATTEMPTS: 'maxAttempts',
   COCAINE_RETRY_BASE_DELAY_MS: 'retryBaseDelayMs',
   COCAINE_ACK_WAIT_MS: 'ackWaitMs',
+  COCAINE_MAX_CALL_DEPTH: 'maxCallDepth',
   COCAINE_LOG_LEVEL: 'logLevel',
 };
 

@@ -31,6 +31,9 @@ export const ERROR_CODES = Object.freeze([
   'storage_error',
   'queue_error',
   'internal',
+  'call_depth_exceeded',
+  'revision_mismatch',
+  'quota_exceeded',
 ] as const);
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

@@ -5,6 +5,7 @@ import type { Plugin } from '../../plugins/types.js';
 import { EngineError, NotFoundError, OverloadError, UnavailableError } from '../errors/index.js';
 import type { Isolate, ResourceLimits } from '../isolate/types.js';
 import type { CrashlogEntry } from '../storage/types.js';
+import type { ServiceHost } from '../worker/service-channels.js';
 import { Worker, type WorkerExit } from '../worker/worker.js';
 import type { AppLogs } from './app-logs.js';
 import { PooledInvocation, type InvocationOutcome } from './invocation.js';
@@ -24,6 +25,8 @@ export interface AppEngineOptions {
   /** Unpacks the app (once) and returns its host directory. */
   prepareAppDir(): Promise<string>;
   saveCrashlog(entry: CrashlogEntry): Promise<void>;
+  /** Serves version-2 workers' service requests and log records. */
+  services?: ServiceHost;
 }
 
 type EngineState = 'running' | 'broken' | 'stopping' | 'stopped';
@@ -169,9 +172,13 @@ export class AppEngine {
     for (let i = size; i < target; i++) this.spawn();
   }
 
-  private poolSize(): number {
+  /**
+   * Workers alive or starting. For pool-limit, less those whose every invocation waits on a
+   * handler-to-handler call (they hold no slot, so a handler calling its own app cannot deadlock).
+   */
+  private poolSize(countWaiting = false): number {
     let alive = 0;
-    for (const worker of this.workers) if (!worker.isDead) alive++;
+    for (const worker of this.workers) if (!worker.isDead && (countWaiting || !worker.isWaitingOnCalls)) alive++;
     return alive + this.starting;
   }
 
@@ -217,6 +224,7 @@ export class AppEngine {
       isolateArgs: options.profile.isolate.args,
       onOutputData: (id, stream, chunk) => options.logs.addOutput(id, stream, chunk),
       onChannelClosed: () => this.dispatch(),
+      services: options.services,
     });
   }
 
@@ -294,7 +302,7 @@ export class AppEngine {
       name: this.name,
       state: this.publicState(),
       profile: this.options.profileName,
-      poolSize: this.poolSize(),
+      poolSize: this.poolSize(true),
       busy,
       idle,
       pending: this.pending.size,

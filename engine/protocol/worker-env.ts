@@ -13,6 +13,8 @@ export interface WorkerEnv {
   entrypoint: string;
   heartbeatMs: number;
   disownMs: number;
+  /** COCAINE_PROTOCOL: the highest protocol version the engine speaks (services need 2). */
+  protocol: number;
 }
 
 /** Prints `<runtime>: message` on stderr and exits 1 (before the handshake the engine reports it). */
@@ -42,6 +44,7 @@ export function readWorkerEnv(env: NodeJS.ProcessEnv, runtime: string): WorkerEn
     entrypoint: required('COCAINE_ENTRYPOINT'),
     heartbeatMs: milliseconds('COCAINE_HEARTBEAT_MS'),
     disownMs: milliseconds('COCAINE_DISOWN_MS'),
+    protocol: Number(protocol),
   };
 }
 

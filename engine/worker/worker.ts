@@ -11,6 +11,7 @@ import {
   CONTROL_CHANNEL,
   FrameType,
   PROTOCOL_VERSION,
+  WORKER_CHANNEL_BASE,
   decodeJson,
   type Frame,
   type HandshakePayload,
@@ -21,6 +22,7 @@ import { acceptEarly, type EarlyConnection } from './early-connection.js';
 import { describeExit, isCleanExit } from './exit-reason.js';
 import { OutputRing, ringBytesFor } from './output-ring.js';
 import { invokePayload, wireError } from './payloads.js';
+import { ServiceChannels, refusedServiceFrame, type ParentInvocation, type ServiceHost } from './service-channels.js';
 import { spawnWithin } from './spawn-within.js';
 
 export interface ChannelListener {
@@ -51,8 +53,10 @@ export interface WorkerStartOptions {
   isolateArgs: Record<string, unknown>;
   /** Raw output chunks as read (lines are split only when someone reads them). */
   onOutputData?(workerId: string, stream: OutputStream, chunk: Buffer): void;
-  /** A channel finished: the worker has room for another session. */
+  /** A channel finished, or the worker started or stopped waiting on calls: its room changed. */
   onChannelClosed?(worker: Worker): void;
+  /** Serves SERVICE and LOG frames of version-2 workers; without it they are refused. */
+  services?: ServiceHost;
 }
 
 export interface WorkerExit {
@@ -70,7 +74,7 @@ export interface WorkerExit {
 
 type State = 'starting' | 'active' | 'terminating' | 'dead';
 
-interface OpenChannel {
+interface OpenChannel extends ParentInvocation {
   listener: ChannelListener;
 }
 
@@ -87,6 +91,8 @@ export class Worker {
   /** Events the runtime declared in its handshake, if any. */
   events: ReadonlySet<string> | undefined;
   runtime = '';
+  /** Protocol version of its handshake: 1, or 2 (services). */
+  protocol = 1;
   /** When it last became idle (no open channel), epoch ms. */
   idleSince = Date.now();
 
@@ -101,6 +107,7 @@ export class Worker {
   private killReason = '';
   private exitInfo: WorkerExit | undefined;
   private handshaken = false;
+  private services: ServiceChannels | undefined;
 
   private constructor(
     private readonly options: WorkerStartOptions,
@@ -206,6 +213,12 @@ export class Worker {
     return this.channels.size;
   }
 
+  /** Every invocation it runs waits on a handler-to-handler call: it does not count towards pool-limit. */
+  get isWaitingOnCalls(): boolean {
+    const waiting = this.services?.waitingParents ?? 0;
+    return waiting > 0 && waiting >= this.channels.size;
+  }
+
   get isDead(): boolean {
     return this.state === 'dead';
   }
@@ -226,7 +239,7 @@ export class Worker {
       throw new UnavailableError('worker_unavailable', `worker ${this.id} is not active`);
     }
     const id = this.nextChannel++;
-    this.channels.set(id, { listener });
+    this.channels.set(id, { listener, channel: id, event, headers, deadline, emits: 0 });
     connection.send(FrameType.INVOKE, id, invokePayload(event, headers, deadline));
     const channels = this.channels;
     return {
@@ -240,6 +253,7 @@ export class Worker {
       cancel: (code, message) => {
         if (!channels.delete(id)) return;
         connection.send(FrameType.ERROR, id, Buffer.from(JSON.stringify({ code, message })));
+        this.services?.parentClosed(id, code === 'deadline' ? 'deadline_exceeded' : 'cancelled', message);
         this.afterChannelClosed();
       },
     };
@@ -332,6 +346,17 @@ export class Worker {
     this.capacity = handshake.concurrency > 0 ? Math.min(handshake.concurrency, profileConcurrency) : profileConcurrency;
     this.events = Array.isArray(handshake.events) ? new Set(handshake.events) : undefined;
     this.runtime = handshake.runtime ?? '';
+    this.protocol = handshake.protocol >= 2 ? 2 : 1;
+    if (this.protocol >= 2 && this.options.services) {
+      const connection = this.connection;
+      this.services = new ServiceChannels(
+        this.options.services,
+        this.app,
+        this.id,
+        (type, channel, payload) => connection?.send(type, channel, payload),
+        () => this.options.onChannelClosed?.(this),
+      );
+    }
     this.handshaken = true;
     if (this.state === 'starting') this.state = 'active';
     this.idleSince = Date.now();
@@ -365,6 +390,11 @@ export class Worker {
     if (frame.channel === CONTROL_CHANNEL) {
       if (frame.type === FrameType.HEARTBEAT) connection.send(FrameType.HEARTBEAT, CONTROL_CHANNEL);
       else if (frame.type === FrameType.TERMINATE && this.state === 'active') this.state = 'terminating';
+      else if (frame.type === FrameType.LOG || frame.type === FrameType.SERVICE) this.onServiceFrame(frame);
+      return;
+    }
+    if (frame.type === FrameType.SERVICE || frame.type === FrameType.LOG || frame.channel >= WORKER_CHANNEL_BASE) {
+      this.onServiceFrame(frame);
       return;
     }
     const open = this.channels.get(frame.channel);
@@ -375,11 +405,13 @@ export class Worker {
         return;
       case FrameType.END:
         this.channels.delete(frame.channel);
+        this.services?.parentClosed(frame.channel, 'cancelled', 'the invocation it belongs to has finished');
         this.afterChannelClosed();
         open.listener.onEnd();
         return;
       case FrameType.ERROR: {
         this.channels.delete(frame.channel);
+        this.services?.parentClosed(frame.channel, 'cancelled', 'the invocation it belongs to has finished');
         this.afterChannelClosed();
         open.listener.onError(wireError(frame));
         return;
@@ -387,6 +419,12 @@ export class Worker {
       default:
         void this.kill('worker_crashed', `sent unknown frame type ${frame.type} on channel ${frame.channel} (protocol error)`);
     }
+  }
+
+  /** SERVICE and LOG frames, and frames on worker channels: version 2 only. */
+  private onServiceFrame(frame: Frame): void {
+    const violation = this.services ? this.services.onFrame(frame, (channel) => this.channels.get(channel)) : refusedServiceFrame(frame, this.protocol);
+    if (violation) void this.kill('worker_crashed', violation);
   }
 
   private afterChannelClosed(): void {
@@ -422,6 +460,7 @@ export class Worker {
     const failure = new UnavailableError(channelFailureCode(code), expected ? `worker ${this.id.slice(0, 8)} stopped: ${this.killReason}` : reason);
     const open = [...this.channels.values()];
     this.channels.clear();
+    this.services?.closeAll(`the calling worker exited: ${reason}`);
     for (const channel of open) channel.listener.onError(failure);
     for (const listener of this.exitListeners.splice(0)) listener(this.exitInfo);
   }

@@ -87,7 +87,7 @@ describe('node runtime: handshake and results', () => {
   it('handshakes with its id, pid, concurrency 0 and the events', async () => {
     const peer = await worker();
     const handshake = await peer.handshake;
-    expect(handshake).toMatchObject({ protocol: 1, worker: peer.workerId, pid: peer.pid, concurrency: 0 });
+    expect(handshake).toMatchObject({ protocol: 2, worker: peer.workerId, pid: peer.pid, concurrency: 0 });
     expect(handshake.runtime).toBe(`node ${process.versions.node}`);
     expect(handshake.events).toEqual(expect.arrayContaining(['echo', 'ping', 'many', 'greet']));
     expect(handshake.events).not.toContain('prefix');

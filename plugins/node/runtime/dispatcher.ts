@@ -1,6 +1,7 @@
-import { FrameType, type Frame } from '../../../engine/protocol/frames.js';
+import { FrameType, WORKER_CHANNEL_BASE, type Frame } from '../../../engine/protocol/frames.js';
 import type { BoundHandler } from './handlers.js';
 import { WorkerRequest } from './request.js';
+import type { Services } from './services.js';
 import type { Wire } from './wire.js';
 
 interface Invocation {
@@ -26,6 +27,7 @@ export class Dispatcher {
   constructor(
     private readonly wire: Wire,
     private readonly handlers: Map<string, BoundHandler>,
+    private readonly services?: Services,
   ) {}
 
   get active(): number {
@@ -34,6 +36,10 @@ export class Dispatcher {
 
   readonly onFrame = (frame: Frame): void => {
     const { channel } = frame;
+    if (channel >= WORKER_CHANNEL_BASE) {
+      this.services?.onFrame(frame);
+      return;
+    }
     switch (frame.type) {
       case FrameType.CHUNK:
         this.open.get(channel)?.request.push(frame.payload);
@@ -95,7 +101,7 @@ export class Dispatcher {
       this.sendError(channel, 'not_found', `the app has no handler for the event '${event}'`);
       return;
     }
-    const invocation: Invocation = { channel, request: new WorkerRequest(event, headers, deadline), handler, done: false };
+    const invocation: Invocation = { channel, request: new WorkerRequest(event, headers, deadline, channel, this.services), handler, done: false };
     this.open.set(channel, invocation);
     this.starting.push(invocation);
   }
@@ -112,6 +118,7 @@ export class Dispatcher {
     }
     this.close(invocation);
     invocation.request.abort(code);
+    this.services?.cancelParent(channel, code);
     closeIterator(invocation.iterator);
   }
 

@@ -8,6 +8,7 @@ import { FrameDecoder, FrameType, PROTOCOL_VERSION } from '../../../engine/proto
 import { keepAlive, leave } from '../../../engine/protocol/liveness.js';
 import { connectToEngine, dieBeforeHandshake, readWorkerEnv, type WorkerEnv } from '../../../engine/protocol/worker-env.js';
 import { Dispatcher } from './dispatcher.js';
+import { Services } from './services.js';
 import { loadHandlers, type BoundHandler } from './handlers.js';
 import { Wire } from './wire.js';
 
@@ -19,7 +20,9 @@ const readEnv = (env: NodeJS.ProcessEnv): WorkerEnv => readWorkerEnv(env, 'cocai
 
 function run(env: WorkerEnv, socket: Socket, handlers: Map<string, BoundHandler>): void {
   const wire = new Wire(socket);
-  const dispatcher = new Dispatcher(wire, handlers);
+  // Version 2 (services) when the engine speaks it; an older engine gets a version-1 worker.
+  const protocol = Math.min(PROTOCOL_VERSION, env.protocol);
+  const dispatcher = new Dispatcher(wire, handlers, new Services(wire, protocol));
   const decoder = new FrameDecoder();
   const heard = keepAlive('cocaine node runtime', env, socket, () => wire.send(FrameType.HEARTBEAT, 0));
 
@@ -46,7 +49,7 @@ function run(env: WorkerEnv, socket: Socket, handlers: Map<string, BoundHandler>
   });
 
   const handshake = {
-    protocol: PROTOCOL_VERSION,
+    protocol,
     worker: env.workerId,
     pid: process.pid,
     runtime: `node ${process.versions.node}`,

@@ -1,4 +1,5 @@
-import type { Request } from './api.js';
+import type { CallOptions, CallResult, EmitOptions, EmitResult, Log, Request, ServiceBody, Storage } from './api.js';
+import { RequestServices, type Services } from './services.js';
 
 /** The reason `request.signal` is aborted with; `code` is the engine's cancel code. */
 export class CancelError extends Error {
@@ -22,12 +23,36 @@ export class WorkerRequest implements Request {
   private waiter: Waiter | undefined;
   private bodyWaiter: { resolve: (body: Buffer) => void; reject: (error: unknown) => void } | undefined;
   private controller: AbortController | undefined;
+  private bound: RequestServices | undefined;
 
   constructor(
     readonly event: string,
     readonly headers: Readonly<Record<string, string>>,
     readonly deadline: number,
+    private readonly channel = 0,
+    private readonly services?: Services,
   ) {}
+
+  /** The service API, made on first use (most handlers never call a service). */
+  private get svc(): RequestServices {
+    return (this.bound ??= new RequestServices(this.services, this.channel, () => this.signal));
+  }
+
+  call(target: string, body?: ServiceBody, options?: CallOptions): CallResult {
+    return this.svc.call(target, body, options);
+  }
+
+  emit(target: string, body?: ServiceBody, options?: EmitOptions): Promise<EmitResult> {
+    return this.svc.emit(target, body, options);
+  }
+
+  get storage(): Storage {
+    return this.svc.storage;
+  }
+
+  get log(): Log {
+    return this.svc.log;
+  }
 
   get signal(): AbortSignal {
     // Created on first use: most handlers never look at it.
