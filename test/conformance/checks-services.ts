@@ -1,15 +1,18 @@
 /**
  * The services group (worker protocol version 2, docs/worker-protocol.md "Services"): the
- * conformance app's `relay`, `emit`, `kv` and `note` events use call, emit, storage and log through
- * a real engine, next to a helper app (examples/node-echo). A runtime that handshakes with
+ * conformance app's `relay`, `emit`, `kv` and `note` events use call, emit, storage and log: first
+ * with the kit playing the engine (the SERVICE frame, cancel propagation), then through a real
+ * engine, next to a helper app (examples/node-echo). A runtime that handshakes with
  * protocol 1 when offered 2 skips the group: services are optional.
  */
 import { expect } from 'vitest';
+import { FrameType, WORKER_CHANNEL_BASE } from '../../engine/protocol/frames.js';
 import { cli, waitFor } from '../helpers/engine.js';
 import type { CallResult } from '../helpers/rpc.js';
 import { SkipCheck, type Check } from './check.js';
 import { codeOf } from './checks-engine.js';
 import type { KitContext } from './context.js';
+import type { KitPeer } from './peer.js';
 
 const group = 'services';
 const NOT_OFFERED = 'protocol 1: services not offered';
@@ -40,6 +43,27 @@ function expectServiceCode(result: CallResult, code: string, what: string): void
   expect(result.error?.message, `${what}: the handler's error should carry the service's code "${code}"`).toContain(code);
 }
 
+/** A worker started directly with COCAINE_PROTOCOL=2 (the kit plays the engine), after its handshake. */
+async function direct(kit: KitContext): Promise<KitPeer> {
+  const peer = await kit.launch({ protocol: 2 });
+  if (!(await peer.firstFrameWithin(kit.startupMs))) {
+    await kit.release(peer);
+    throw new Error(`no HANDSHAKE within ${kit.startupMs / 1000}s with COCAINE_PROTOCOL=2`);
+  }
+  return peer;
+}
+
+async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([promise, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out after ${ms / 1000}s waiting for ${what}`)), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+const tail = (lines: string[]) => JSON.stringify(lines.slice(-5).join('\n'));
+
 const nonce = () => `${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`;
 
 export const servicesChecks: Check[] = [
@@ -58,6 +82,62 @@ export const servicesChecks: Check[] = [
         await kit.release(peer);
       }
       if (kit.servicesProtocol === 1) throw new SkipCheck(NOT_OFFERED);
+    },
+  },
+  {
+    group,
+    name: 'opens a worker channel for a call: SERVICE (high-bit channel, parent, target), the body, END; hands the answer to the handler',
+    timeoutMs: 30_000,
+    skip: servicesSkip,
+    async run(kit) {
+      const peer = await direct(kit);
+      try {
+        const invocation = peer.invoke('relay', ['other@event the ', 'request body']);
+        const opened = await peer.serviceWithin(10_000 * kit.slow, (services) => services.some((service) => service.ended || service.error));
+        const [service] = peer.services.values();
+        if (!opened) throw new Error(service ? `the worker sent SERVICE ${service.text} but no END on its channel within 10 s` : `no SERVICE frame within 10 s of invoking relay (stderr: ${tail(peer.stderr)})`);
+        expect(peer.services.size, 'one call opens one channel').toBe(1);
+        expect(service.id, `the channel ${service.id} must have the high bit set (0x80000000 | k, k >= 1)`).toBeGreaterThan(WORKER_CHANNEL_BASE);
+        expect(service.request, `SERVICE payload ${service.text}`).toMatchObject({ service: 'call', parent: invocation.id, args: { target: 'other@event' } });
+        expect(Buffer.concat(service.chunks).toString(), 'the request body, as CHUNKs before END').toBe('the request body');
+        expect(service.error, 'the worker cancelled its own call').toBeUndefined();
+        peer.answerService(service.id, { chunks: ['the ', 'answer'] });
+        const done = await withTimeout(invocation.done, 10_000 * kit.slow, 'the relay invocation to end after the answer');
+        expect(done, 'relay ends with END').toMatchObject({ end: true });
+        expect(Buffer.concat(invocation.chunks).toString(), "the handler's result is the call's answer").toBe('the answer');
+      } finally {
+        await kit.release(peer);
+      }
+    },
+  },
+  {
+    group,
+    name: 'cancelling an invocation cancels its open service channel (ERROR cancelled) and unblocks the handler',
+    timeoutMs: 30_000,
+    skip: servicesSkip,
+    async run(kit) {
+      const peer = await direct(kit);
+      try {
+        const invocation = peer.invoke('relay', ['slow@event waiting']);
+        if (!(await peer.serviceWithin(10_000 * kit.slow, (services) => services.some((service) => service.ended)))) {
+          throw new Error(`no SERVICE and END within 10 s of invoking relay (stderr: ${tail(peer.stderr)})`);
+        }
+        const [service] = peer.services.values();
+        peer.cancel(invocation);
+        const cancelled = await peer.serviceWithin(5_000 * kit.slow, () => service.error !== undefined);
+        expect(cancelled, `no ERROR on the service channel ${service.id} within 5 s of the invocation's cancel`).toBe(true);
+        expect(service.error?.code, `the cancel sent on the service channel: ${JSON.stringify(service.error)}`).toBe('cancelled');
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        const stray = invocation.afterCancel.filter((frame) => frame.type !== FrameType.ERROR);
+        expect(stray.map((frame) => frame.type), 'frames other than ERROR on the cancelled invocation').toEqual([]);
+        // The handler is no longer blocked: the worker serves the next call (one at a time or not).
+        const next = peer.invoke('echo', ['after the cancel']);
+        const done = await withTimeout(next.done, 10_000 * kit.slow, 'an echo after the cancel (is the handler still blocked on its call?)');
+        expect(done).toMatchObject({ end: true });
+        expect(Buffer.concat(next.chunks).toString()).toBe('after the cancel');
+      } finally {
+        await kit.release(peer);
+      }
     },
   },
   {

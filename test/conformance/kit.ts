@@ -6,7 +6,8 @@
  *   protocol    not_found, unknown control frames, heartbeats in long handlers, cancellation,
  *               results over one 64 MiB frame, a slow reader
  *   engine      the conformance app through a real engine (gRPC, CLI, queue) in the isolate asked
- *   services    (protocol 2) call, emit, storage and log from handlers, next to a helper app;
+ *   services    (protocol 2) the SERVICE frame and cancel propagation (the kit as engine), then
+ *               call, emit, storage and log from handlers through the engine, next to a helper app;
  *               skipped, not failed, for a runtime that handshakes with protocol 1
  * Every check is one vitest test named for what it proves.
  */
