@@ -1,7 +1,8 @@
 /*
  * native-echo: the native plugin's example and conformance app (the same events as every
  * language's conformance app, plus native-only ones: segv, wordcount, headers; and relay and
- * visits, which use the engine's services, cocaine/worker.h "Services").
+ * visits, which use the engine's services, cocaine/worker.h "Services"; and the conformance
+ * kit's services events emit, kv and note, test/conformance/checks-services.ts).
  * Build: make   (or: cc -shared -fPIC -O2 -Wall -Werror -I../../plugins/native/include -o echo.so echo.c)
  */
 #include <cocaine/worker.h>
@@ -28,7 +29,7 @@ int cocaine_init(const char *app, char *error, size_t error_len) {
 }
 
 const char *cocaine_events(void) {
-  return "echo,stream,upper,big,fail,counter,sleep,crash,hang,log,concurrent,segv,wordcount,headers,relay,visits";
+  return "echo,stream,upper,big,fail,counter,sleep,crash,hang,log,concurrent,segv,wordcount,headers,relay,visits,emit,kv,note";
 }
 
 void cocaine_shutdown(void) { fprintf(stderr, "native-echo: shutdown after %lu calls\n", calls); }
@@ -155,6 +156,107 @@ static int visits(cocaine_write_fn write, void *ctx, char *error, size_t error_l
   return COCAINE_ERROR; /* `error` holds the last revision_mismatch */
 }
 
+/* The body as a NUL-terminated copy (at most size - 1 bytes), split in place at spaces into at most
+ * `max` words (the last word keeps the rest of the text); returns the number of words. */
+static int split_body(const uint8_t *body, size_t len, char *copy, size_t size, char **words, int max) {
+  size_t n = len < size - 1 ? len : size - 1;
+  memcpy(copy, body, n);
+  copy[n] = 0;
+  int count = 0;
+  char *p = copy;
+  while (count < max) {
+    words[count++] = p;
+    if (count == max) break;
+    char *space = strchr(p, ' ');
+    if (!space) break;
+    *space = 0;
+    p = space + 1;
+  }
+  return count;
+}
+
+/* emit: "app@event <id or -> payload" → "<id> <duplicate>" once the event is queued. */
+static int emit_event(const uint8_t *body, size_t len, cocaine_write_fn write, void *ctx, char *error, size_t error_len) {
+  char copy[4096];
+  char *words[3] = {"", "-", ""};
+  split_body(body, len, copy, sizeof copy, words, 3);
+  char id[300];
+  int duplicate = 0;
+  const char *wanted = strcmp(words[1], "-") == 0 ? NULL : words[1];
+  if (cocaine_emit(ctx, words[0], NULL, (const uint8_t *)words[2], strlen(words[2]), wanted, 0, id, sizeof id, &duplicate,
+                   error, error_len) != COCAINE_OK)
+    return COCAINE_ERROR;
+  char text[320];
+  snprintf(text, sizeof text, "%s %s", id, duplicate ? "true" : "false");
+  return reply(write, ctx, text);
+}
+
+/* kv: the app's storage, one command per call ("put k v [rev]", "get k", "delete k [rev]",
+ * "list prefix limit [after]"), answered as examples/node-conformance/index.js does. */
+static int kv(const uint8_t *body, size_t len, cocaine_write_fn write, void *ctx, char *error, size_t error_len) {
+  char copy[4096];
+  char *words[5] = {"", "", NULL, NULL, NULL};
+  int n = split_body(body, len, copy, sizeof copy, words, 5);
+  const char *command = words[0], *key = words[1];
+  char text[64];
+  if (strcmp(command, "put") == 0 && n >= 3) {
+    int64_t revision = n >= 4 ? strtoll(words[3], NULL, 10) : COCAINE_ANY_REVISION, stored = 0;
+    if (cocaine_storage_put(ctx, key, (const uint8_t *)words[2], strlen(words[2]), revision, &stored, error, error_len) != COCAINE_OK)
+      return COCAINE_ERROR;
+    snprintf(text, sizeof text, "%lld", (long long)stored);
+    return reply(write, ctx, text);
+  }
+  if (strcmp(command, "get") == 0) {
+    cocaine_buffer value;
+    int64_t revision = 0;
+    int found = 0;
+    if (cocaine_storage_get(ctx, key, &value, &revision, &found, error, error_len) != COCAINE_OK) return COCAINE_ERROR;
+    if (!found) return reply(write, ctx, "none");
+    snprintf(text, sizeof text, "%lld ", (long long)revision);
+    write(ctx, (const uint8_t *)text, strlen(text));
+    write(ctx, value.data, value.len);
+    return COCAINE_OK;
+  }
+  if (strcmp(command, "delete") == 0) {
+    int deleted = 0;
+    int64_t revision = n >= 3 ? strtoll(words[2], NULL, 10) : COCAINE_ANY_REVISION;
+    if (cocaine_storage_delete(ctx, key, revision, &deleted, error, error_len) != COCAINE_OK) return COCAINE_ERROR;
+    return reply(write, ctx, deleted ? "deleted" : "missing");
+  }
+  if (strcmp(command, "list") == 0 && n >= 3) {
+    cocaine_buffer keys;
+    size_t count = 0;
+    char next[300];
+    if (cocaine_storage_list(ctx, key, strtoul(words[2], NULL, 10), n >= 4 ? words[3] : NULL, &keys, &count, next, sizeof next,
+                             error, error_len) != COCAINE_OK)
+      return COCAINE_ERROR;
+    const char *p = (const char *)keys.data;
+    for (size_t i = 0; i < count; i++, p += strlen(p) + 1) {
+      if (i) write(ctx, (const uint8_t *)",", 1);
+      write(ctx, (const uint8_t *)p, strlen(p));
+    }
+    write(ctx, (const uint8_t *)" next=", 6);
+    return reply(write, ctx, next);
+  }
+  snprintf(error, error_len, "unknown kv command \"%s\"", command);
+  return COCAINE_ERROR;
+}
+
+/* note: "<level> <message>" → one structured log record with the field kit=conformance. */
+static int note(const uint8_t *body, size_t len, cocaine_write_fn write, void *ctx, char *error, size_t error_len) {
+  static const char *const levels[] = {"debug", "info", "warn", "error"};
+  char copy[4096];
+  char *words[2] = {"", ""};
+  split_body(body, len, copy, sizeof copy, words, 2);
+  for (int level = COCAINE_LOG_DEBUG; level <= COCAINE_LOG_ERROR; level++) {
+    if (strcmp(words[0], levels[level]) != 0) continue;
+    cocaine_log(ctx, level, words[1], "{\"kit\":\"conformance\"}");
+    return reply(write, ctx, "ok");
+  }
+  snprintf(error, error_len, "unknown log level \"%s\"", words[0]);
+  return COCAINE_ERROR;
+}
+
 int cocaine_handle(const cocaine_request *req, cocaine_write_fn write, void *ctx, char *error, size_t error_len) {
   const char *event = req->event;
   const uint8_t *body = req->body;
@@ -208,5 +310,8 @@ int cocaine_handle(const cocaine_request *req, cocaine_write_fn write, void *ctx
   if (strcmp(event, "headers") == 0) return reply(write, ctx, req->headers_json);
   if (strcmp(event, "relay") == 0) return relay(body, body_len, write, ctx, error, error_len);
   if (strcmp(event, "visits") == 0) return visits(write, ctx, error, error_len);
+  if (strcmp(event, "emit") == 0) return emit_event(body, body_len, write, ctx, error, error_len);
+  if (strcmp(event, "kv") == 0) return kv(body, body_len, write, ctx, error, error_len);
+  if (strcmp(event, "note") == 0) return note(body, body_len, write, ctx, error, error_len);
   return COCAINE_NOT_FOUND;
 }

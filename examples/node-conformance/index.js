@@ -67,3 +67,67 @@ export function headers(request) {
 }
 
 export { counterEvent as counter };
+
+// Services (protocol version 2; the kit's "services" group). A service error fails the handler
+// with "<code>: <message>", so the caller sees the engine's code.
+const serviceFailure = (error) => new Error(`${error.code}: ${error.message}`);
+
+/** Splits "<first> <rest>" at the first space. */
+function firstWord(text) {
+  const space = text.indexOf(' ');
+  return space < 0 ? [text, ''] : [text.slice(0, space), text.slice(space + 1)];
+}
+
+/** "<app@event> <payload>": calls the target with the payload and answers its result. */
+export async function relay(request) {
+  const [target, payload] = firstWord((await request.body()).toString());
+  try {
+    return await request.call(target, payload).body();
+  } catch (error) {
+    throw serviceFailure(error);
+  }
+}
+
+/** "<app@event> <id or -> <payload>": queues the event; answers "<id> <duplicate>". */
+export async function emit(request) {
+  const [target, rest] = firstWord((await request.body()).toString());
+  const [id, payload] = firstWord(rest);
+  try {
+    const queued = await request.emit(target, payload, id === '-' ? {} : { id });
+    return `${queued.id} ${queued.duplicate}`;
+  } catch (error) {
+    throw serviceFailure(error);
+  }
+}
+
+/**
+ * The app's storage, one command per call: "put <key> <value> [<revision>]" → the new revision;
+ * "get <key>" → "<revision> <value>" or "none"; "delete <key> [<revision>]" → "deleted" or
+ * "missing"; "list <prefix> <limit> [<after>]" → "<key>,<key>... next=<next or nothing>".
+ */
+export async function kv(request) {
+  const [command, key, ...rest] = (await request.body()).toString().split(' ');
+  const { storage } = request;
+  try {
+    if (command === 'put') return String(await storage.put(key, rest[0], rest[1] === undefined ? {} : { revision: Number(rest[1]) }));
+    if (command === 'get') {
+      const found = await storage.get(key);
+      return found ? `${found.revision} ${found.value.toString()}` : 'none';
+    }
+    if (command === 'delete') return (await storage.delete(key, rest[0] === undefined ? {} : { revision: Number(rest[0]) })) ? 'deleted' : 'missing';
+    if (command === 'list') {
+      const page = await storage.list(key, { limit: Number(rest[0]), ...(rest[1] === undefined ? {} : { after: rest[1] }) });
+      return `${page.keys.join(',')} next=${page.next ?? ''}`;
+    }
+  } catch (error) {
+    throw serviceFailure(error);
+  }
+  throw new Error(`unknown kv command "${command}"`);
+}
+
+/** "<level> <message>": one structured log record with the field kit=conformance. */
+export async function note(request) {
+  const [level, message] = firstWord((await request.body()).toString());
+  request.log[level](message, { kit: 'conformance' });
+  return 'ok';
+}

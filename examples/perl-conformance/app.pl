@@ -83,3 +83,51 @@ handler headers => sub {
     my ($req) = @_;
     return { %{ $req->headers } };
 };
+
+# Services (protocol version 2; the kit's "services" group). A service error dies with a
+# Cocaine::ServiceError, which the caller sees as "<code>: <message>".
+
+# "<app@event> <payload>": calls the target with the payload and answers its result.
+handler relay => sub {
+    my ($req) = @_;
+    my ($target, $payload) = split / /, $req->body, 2;
+    return $req->call($target, $payload // '');
+};
+
+# "<app@event> <id or -> <payload>": queues the event; answers "<id> <duplicate>".
+handler emit => sub {
+    my ($req) = @_;
+    my ($target, $id, $payload) = split / /, $req->body, 3;
+    my $queued = $req->emit($target, $payload // '', $id eq '-' ? {} : { id => $id });
+    return "$queued->{id} " . ($queued->{duplicate} ? 'true' : 'false');
+};
+
+# The app's storage, one command per call (see examples/node-conformance/index.js).
+handler kv => sub {
+    my ($req) = @_;
+    my ($command, $key, @rest) = split / /, $req->body;
+    my $storage = $req->storage;
+    if ($command eq 'put') {
+        return '' . $storage->put($key, $rest[0], defined $rest[1] ? { revision => 0 + $rest[1] } : {});
+    }
+    if ($command eq 'get') {
+        my ($value, $revision) = $storage->get($key);
+        return defined $revision ? "$revision $value" : 'none';
+    }
+    if ($command eq 'delete') {
+        return $storage->delete($key, defined $rest[0] ? { revision => 0 + $rest[0] } : {}) ? 'deleted' : 'missing';
+    }
+    if ($command eq 'list') {
+        my ($keys, $next) = $storage->list($key, { limit => 0 + $rest[0], defined $rest[1] ? (after => $rest[1]) : () });
+        return join(',', @$keys) . ' next=' . ($next // '');
+    }
+    die "unknown kv command \"$command\"\n";
+};
+
+# "<level> <message>": one structured log record with the field kit=conformance.
+handler note => sub {
+    my ($req) = @_;
+    my ($level, $message) = split / /, $req->body, 2;
+    $req->log->$level($message, { kit => 'conformance' });
+    return 'ok';
+};

@@ -12,7 +12,12 @@ export interface Check {
   /** Before the slow factor. */
   timeoutMs: number;
   run(kit: KitContext): Promise<void>;
+  /** A reason to skip this check (not a failure), asked just before it runs. */
+  skip?(kit: KitContext): string | undefined;
 }
+
+/** Thrown by a check that finds it does not apply (e.g. services of a protocol 1 runtime): a skip, not a failure. */
+export class SkipCheck extends Error {}
 
 export interface CheckResult {
   group: string;
@@ -38,7 +43,7 @@ export class KitRun {
   /** Runs one check (in the order of `checks`); never throws. */
   async run(check: Check): Promise<CheckResult> {
     const started = Date.now();
-    const skip = this.skipReason(check);
+    const skip = this.skipReason(check) ?? check.skip?.(this.kit);
     if (skip) return { group: check.group, name: check.name, status: 'skip', message: skip, ms: 0 };
     const limit = check.timeoutMs * this.kit.slow;
     let timer: NodeJS.Timeout | undefined;
@@ -49,6 +54,7 @@ export class KitRun {
       ]);
       return { group: check.group, name: check.name, status: 'pass', ms: Date.now() - started };
     } catch (error) {
+      if (error instanceof SkipCheck) return { group: check.group, name: check.name, status: 'skip', message: error.message, ms: Date.now() - started };
       this.failedGroup ??= { group: check.group, name: check.name };
       if (check.group === 'handshake') this.handshakeFailed = true;
       return { group: check.group, name: check.name, status: 'fail', message: (error as Error).message, ms: Date.now() - started };

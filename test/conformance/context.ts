@@ -10,7 +10,7 @@ import { parse as parseYaml } from 'yaml';
 import { workerBaseEnv } from '../../engine/isolate/clean-env.js';
 import type { HandshakePayload } from '../../engine/protocol/frames.js';
 import type { Plugin } from '../../plugins/types.js';
-import { ROOT, cliJson, startEngine, tempDir, type RunningEngine } from '../helpers/engine.js';
+import { EXAMPLES, ROOT, cliJson, startEngine, tempDir, type RunningEngine } from '../helpers/engine.js';
 import { connectRpc, type Rpc } from '../helpers/rpc.js';
 import { KitPeer } from './peer.js';
 
@@ -49,7 +49,12 @@ export interface LaunchOverrides {
   entrypoint?: string;
   heartbeatMs?: number;
   disownMs?: number;
+  /** COCAINE_PROTOCOL: the highest protocol version the kit says it speaks (default 1). */
+  protocol?: number;
 }
+
+/** The helper app the services checks call and emit to (see KitContext.helperApp). */
+export const HELPER_APP = 'conformance-helper';
 
 /** The heartbeat period the direct workers get: the engine's heartbeat-timeout is 4 periods. */
 export const DIRECT_HEARTBEAT_MS = 250;
@@ -60,11 +65,14 @@ export class KitContext {
   readonly appDir: string;
   /** The handshake the runtime sent (set by the handshake check). */
   handshake?: HandshakePayload;
+  /** The protocol version the runtime handshakes with when offered 2 (set by the services group's first check). */
+  servicesProtocol?: number;
   private readonly manifest: { entrypoint: string; environment: Record<string, string> };
   private plugin?: Plugin;
   private shared?: KitPeer;
   private readonly peers = new Set<KitPeer>();
   private session?: Promise<EngineSession>;
+  private helper?: Promise<string>;
   private prepared?: Promise<void>;
 
   constructor(readonly options: ConformanceOptions) {
@@ -97,7 +105,7 @@ export class KitContext {
           ...workerBaseEnv(),
           ...environment,
           ...launch.env,
-          COCAINE_PROTOCOL: '1',
+          COCAINE_PROTOCOL: String(overrides.protocol ?? 1),
           COCAINE_APP: this.app,
           COCAINE_WORKER_ID: workerId,
           COCAINE_ENDPOINT: endpoint,
@@ -151,6 +159,22 @@ export class KitContext {
       return this.startEngine();
     })();
     return this.session;
+  }
+
+  /**
+   * A second app next to the conformance app, for the services checks: examples/node-echo
+   * (`echo` answers its body) as `conformance-helper`, in the process isolate. Uploaded once.
+   */
+  helperApp(): Promise<string> {
+    this.helper ??= (async () => {
+      const { engine } = await this.engine();
+      const profileFile = join(tempDir('profile'), 'conformance-helper.json');
+      writeFileSync(profileFile, JSON.stringify({ 'pool-limit': 2, concurrency: 10, 'queue-limit': 100, isolate: { type: 'process', args: {} } }));
+      await cliJson(engine, ['profile', 'upload', 'conformance-helper', profileFile]);
+      await cliJson(engine, ['app', 'upload', join(EXAMPLES, 'node-echo'), '--name', HELPER_APP, '--profile', 'conformance-helper']);
+      return HELPER_APP;
+    })();
+    return this.helper;
   }
 
   async close(): Promise<void> {

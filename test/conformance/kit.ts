@@ -6,18 +6,22 @@
  *   protocol    not_found, unknown control frames, heartbeats in long handlers, cancellation,
  *               results over one 64 MiB frame, a slow reader
  *   engine      the conformance app through a real engine (gRPC, CLI, queue) in the isolate asked
+ *   services    (protocol 2) the SERVICE frame and cancel propagation (the kit as engine), then
+ *               call, emit, storage and log from handlers through the engine, next to a helper app;
+ *               skipped, not failed, for a runtime that handshakes with protocol 1
  * Every check is one vitest test named for what it proves.
  */
 import { afterAll, describe, it } from 'vitest';
 import { KitRun, type Check, type CheckResult } from './check.js';
 import { engineChecks } from './checks-engine.js';
 import { runtimeChecks } from './checks-runtime.js';
+import { servicesChecks } from './checks-services.js';
 import type { ConformanceOptions } from './context.js';
 
 export type { ConformanceOptions } from './context.js';
 export type { CheckResult } from './check.js';
 
-export const allChecks: Check[] = [...runtimeChecks, ...engineChecks];
+export const allChecks: Check[] = [...runtimeChecks, ...engineChecks, ...servicesChecks];
 
 export function describeConformance(options: ConformanceOptions): void {
   const title = `conformance: ${options.plugin} plugin${options.isolate ? ` (${options.isolate.type} isolate)` : ''}`;

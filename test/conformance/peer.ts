@@ -11,7 +11,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FrameType, HEADER_SIZE, MAX_FRAME_PAYLOAD, encodeFrame, encodeHeader, encodeJson } from '../../engine/protocol/frames.js';
+import { FrameType, HEADER_SIZE, MAX_FRAME_PAYLOAD, WORKER_CHANNEL_BASE, encodeFrame, encodeHeader, encodeJson } from '../../engine/protocol/frames.js';
+import { recordServiceFrame, type KitServiceChannel } from './peer-services.js';
+
+export type { KitServiceChannel } from './peer-services.js';
 
 export interface LaunchSpec {
   command: string;
@@ -57,6 +60,9 @@ export class KitPeer {
   exit?: Exit;
   readonly pid: number;
   private readonly channels = new Map<number, KitChannel & { finish(result: Awaited<KitChannel['done']>): void }>();
+  /** Channels the worker opened with SERVICE, by id. */
+  readonly services = new Map<number, KitServiceChannel>();
+  private readonly serviceWaiters: Array<() => void> = [];
   private nextChannel = 1;
   private socket?: Socket;
   private readonly queued: Buffer[] = [];
@@ -155,6 +161,33 @@ export class KitPeer {
     this.send(encodeJson(FrameType.ERROR, channel.id, { code, message: `${code} by the conformance kit` }));
   }
 
+  /** Resolves once `test` holds for the worker's service channels (checked on every frame); false on timeout or when the worker went away. */
+  async serviceWithin(ms: number, test: (services: KitServiceChannel[]) => boolean): Promise<boolean> {
+    const deadline = Date.now() + ms;
+    while (!test([...this.services.values()])) {
+      const left = deadline - Date.now();
+      if (left <= 0 || this.gone) return false;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.serviceWaiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+    return true;
+  }
+
+  /** Answers a worker's service channel as the engine does: CHUNKs then END, or one ERROR. */
+  answerService(id: number, answer: { chunks: Array<Buffer | string> } | { error: { code: string; message: string } }): void {
+    if ('error' in answer) {
+      this.send(encodeJson(FrameType.ERROR, id, answer.error));
+      return;
+    }
+    for (const chunk of answer.chunks) this.send(encodeFrame(FrameType.CHUNK, id, typeof chunk === 'string' ? Buffer.from(chunk) : chunk));
+    this.send(encodeFrame(FrameType.END, id));
+  }
+
   terminate(): void {
     this.send(encodeJson(FrameType.TERMINATE, 0, { code: 0, reason: 'conformance kit: terminate' }));
   }
@@ -231,6 +264,10 @@ export class KitPeer {
       }
       return;
     }
+    if (frame.channel >= WORKER_CHANNEL_BASE) {
+      this.onServiceFrame(frame, payload);
+      return;
+    }
     const channel = this.channels.get(frame.channel);
     if (!channel) return;
     if (channel.cancelledAt !== undefined) {
@@ -254,10 +291,16 @@ export class KitPeer {
     }
   }
 
+  private onServiceFrame(frame: SeenFrame, payload: Buffer | undefined): void {
+    recordServiceFrame(this.services, frame, payload);
+    for (const waiter of this.serviceWaiters.splice(0)) waiter();
+  }
+
   private goneAway(reason: string): void {
     if (this.gone) return;
     this.gone = reason;
     for (const waiter of this.handshakeWaiters.splice(0)) waiter();
+    for (const waiter of this.serviceWaiters.splice(0)) waiter();
     for (const channel of this.channels.values()) channel.finish({ end: false, gone: reason });
   }
 }

@@ -42,6 +42,7 @@ const EXPECTED: Record<string, RegExp[]> = {
   'examples/perl-wordcount/README.md': [/"words":\s*3/, /"lines":\s*[1-9]/],
   'examples/python-wordcount/README.md': [/"words":\s*3/, /"lines":\s*[1-9]/],
   'examples/node-slow/README.md': [/slept 100/, /exit 4/, /exit 3/, /ID\s+TIME\s+WORKER/],
+  'examples/pipeline/README.md': [/^6 lines, 36 distinct words\n 1\. the +11$/m],
 };
 
 describe('README commands work as written', () => {

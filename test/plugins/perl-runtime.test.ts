@@ -113,7 +113,7 @@ describe('perl runtime: the conformance events', () => {
     const handshake = await peer.handshake;
     expect(handshake).toMatchObject({ protocol: 2, worker: peer.workerId, pid: peer.pid, concurrency: 1 });
     expect(handshake.runtime).toMatch(/^perl 5\.\d+\.\d+$/);
-    expect(handshake.events).toEqual(['big', 'concurrent', 'counter', 'crash', 'echo', 'fail', 'hang', 'headers', 'log', 'sleep', 'stream', 'upper']);
+    expect(handshake.events).toEqual(['big', 'concurrent', 'counter', 'crash', 'echo', 'emit', 'fail', 'hang', 'headers', 'kv', 'log', 'note', 'relay', 'sleep', 'stream', 'upper']);
   });
 
   it('echoes all 256 byte values', async () => {

@@ -118,6 +118,6 @@ describe('python examples through the plugin launch spec', () => {
 
   it('python-conformance: the manifest names its directory and the plugin', async () => {
     const peer = await example('python-conformance');
-    expect((await peer.handshake).events).toHaveLength(12);
+    expect((await peer.handshake).events).toHaveLength(16);
   });
 });

@@ -8,7 +8,7 @@ import plugin from '../../plugins/python/index.js';
 import { startPeer, type Peer, type PeerOptions } from '../helpers/protocol-peer.js';
 
 const CONFORMANCE = join(packageRoot(), 'examples', 'python-conformance');
-const EVENTS = ['big', 'concurrent', 'counter', 'crash', 'echo', 'fail', 'hang', 'headers', 'log', 'sleep', 'stream', 'upper'];
+const EVENTS = ['big', 'concurrent', 'counter', 'crash', 'echo', 'emit', 'fail', 'hang', 'headers', 'kv', 'log', 'note', 'relay', 'sleep', 'stream', 'upper'];
 
 /** Features the conformance app does not use: plain functions, async, JSON, headers, cancellation of generators. */
 const FIXTURE = `
