@@ -150,6 +150,17 @@ export interface Placement {
 /** One node's outcome in the JSON result of `Placement.invoke(request, { broadcast: true })`. */
 export type BroadcastOutcome = { node: string; ok: true; data: string } | { node: string; ok: false; code: string; status: number; message: string };
 
+/** A fire-and-forget event as the transports and handler services hand it to the engine. */
+export interface EnqueueInput {
+  app: string;
+  event: string;
+  data: Buffer;
+  headers: Record<string, string>;
+  maxAttempts?: number;
+  delayMs?: number;
+  id?: string;
+}
+
 export interface EngineFacade {
   /** This node's id (node ids label broadcast replies). */
   readonly nodeId?: string;
@@ -161,15 +172,7 @@ export interface EngineFacade {
 
   invoke(request: InvocationRequest): Invocation;
 
-  enqueue(input: {
-    app: string;
-    event: string;
-    data: Buffer;
-    headers: Record<string, string>;
-    maxAttempts?: number;
-    delayMs?: number;
-    id?: string;
-  }): Promise<EnqueueResult>;
+  enqueue(input: EnqueueInput): Promise<EnqueueResult>;
   status(id: string): Promise<EventStatus>;
   deadLetters(app?: string): Promise<EventStatus[]>;
   redrive(id: string): Promise<EventStatus>;

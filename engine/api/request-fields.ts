@@ -1,4 +1,5 @@
 import { InvalidInputError } from '../errors/index.js';
+import type { EnqueueInput } from './facade.js';
 import { parseTarget, validateName, type NameKind, type Target } from '../util/names.js';
 
 /**
@@ -168,15 +169,7 @@ export function invokeFields(request: { target: string; headers?: Record<string,
   return { app, event, headers: headersField(request.headers), timeoutMs: durationField(request.timeoutMs, 'timeout_ms'), routingKey: routingKeyField(request.routingKey) };
 }
 
-export interface EnqueueFields {
-  app: string;
-  event: string;
-  data: Buffer;
-  headers: Record<string, string>;
-  maxAttempts?: number;
-  delayMs?: number;
-  id?: string;
-}
+export type EnqueueFields = EnqueueInput;
 
 /** EnqueueRequest (Enqueue, EnqueueStream `event`). */
 export function enqueueFields(request: { target: string; data: Buffer; headers?: Record<string, string> | null; maxAttempts: number; delayMs: number; id: string }): EnqueueFields {

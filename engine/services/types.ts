@@ -1,4 +1,4 @@
-import type { Invocation, InvocationRequest, PlacementOptions } from '../api/facade.js';
+import type { EnqueueInput, Invocation, InvocationRequest, PlacementOptions } from '../api/facade.js';
 import type { AppStore } from '../app-store/types.js';
 import type { AppLogs } from '../pool/app-logs.js';
 import type { EnqueueResult } from '../queue/types.js';
@@ -11,7 +11,7 @@ export interface ServiceDeps {
   /** A call with a routing key, or a broadcast: placed on a node of the cluster (engine/api/placement.ts). */
   place(request: InvocationRequest, options: PlacementOptions): Invocation;
   /** Like a gRPC Enqueue (checks the app, then persists). */
-  enqueue(input: { app: string; event: string; data: Buffer; headers: Record<string, string>; delayMs?: number; id?: string }): Promise<EnqueueResult>;
+  enqueue(input: EnqueueInput): Promise<EnqueueResult>;
   /** The app store (opened on first use). */
   appStore(): Promise<AppStore>;
   logsFor(app: string): AppLogs;

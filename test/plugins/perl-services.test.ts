@@ -71,6 +71,14 @@ describe('perl services: call', () => {
     expect(request.body.toString()).toBe('ping');
   });
 
+  it('passes routing_key and broadcast (placement across nodes) to the engine', async () => {
+    const peer = await worker({ onService: () => ({ chunks: ['placed'] }) });
+    const spec = { target: 'other@echo', body: '', options: { routing_key: 'user-7', broadcast: true } };
+    const result = await peer.invoke('call', JSON.stringify(spec));
+    expect(text(result.chunks)).toBe('result=placed');
+    expect(peer.services[0]?.args).toEqual({ target: 'other@echo', routing_key: 'user-7', broadcast: true });
+  });
+
   it('opens a new worker channel per request, counting up, with a body given as chunks', async () => {
     const peer = await worker({ onService: (request) => ({ chunks: [`${request.args.target}:${request.body.toString()}`] }) });
     const result = await peer.invoke('call_twice');
@@ -116,7 +124,7 @@ describe('perl services: call', () => {
     const peer = await worker();
     const result = await peer.invoke('bad_options');
     expect(text(result.chunks).split('\n')).toEqual([
-      "invalid_argument|call: unknown option 'timout' (known: headers, timeout)|Cocaine::ServiceError",
+      "invalid_argument|call: unknown option 'timout' (known: headers, timeout, routing_key, broadcast)|Cocaine::ServiceError",
       "invalid_argument|call: target must be 'app@event'|Cocaine::ServiceError",
       "invalid_argument|call: timeout must be a number of seconds >= 0, not 'soon'|Cocaine::ServiceError",
       "invalid_argument|emit: delay must be a number of seconds >= 0, not '-1'|Cocaine::ServiceError",

@@ -4,6 +4,7 @@
  * plugins/python/README.md). The protocol peer plays the engine; the app is
  * test/fixtures/python-services-app/main.py.
  */
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FrameType, WORKER_CHANNEL_BASE, encodeFrame } from '../../engine/protocol/frames.js';
@@ -417,5 +418,13 @@ describe('python runtime: version 1 fallback', () => {
     await waitFor(() => peer.stderr.includes('[info] to stderr k=v'), 'the log line on stderr');
     expect(peer.services).toEqual([]);
     expect(peer.logs).toEqual([]);
+  });
+
+  it('call passes routing_key and broadcast (placement across nodes) in its args', () => {
+    const runtime = join(packageRoot(), 'plugins/python/runtime');
+    const script = 'import json, cocaine._api as api; print(json.dumps(api.call_args("a@b", None, None, "user-7", True), sort_keys=True))';
+    const run = spawnSync('/usr/bin/python3', ['-c', script], { env: { PYTHONPATH: runtime }, encoding: 'utf8' });
+    expect(run.stderr).toBe('');
+    expect(JSON.parse(run.stdout)).toEqual({ target: 'a@b', headers: {}, routing_key: 'user-7', broadcast: true });
   });
 });
