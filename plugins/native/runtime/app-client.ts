@@ -15,7 +15,7 @@ import {
 } from './app-protocol.js';
 import type { HandleResult } from './library.js';
 
-/** What the host needs of its outgoing side to apply backpressure (wire.ts's Wire). */
+/** What the host needs of its outgoing side to apply backpressure (engine/protocol/wire.ts's Wire). */
 export interface Flow {
   readonly congested: boolean;
   whenDrained(callback: () => void): void;

@@ -7,7 +7,7 @@
 import { FrameType, MAX_FRAME_PAYLOAD, type ErrorPayload, type Frame, type InvokePayload } from '../../../engine/protocol/frames.js';
 import type { HostedApp } from './app-client.js';
 import { HANDLER_NOT_FOUND, HANDLER_OK } from './app-protocol.js';
-import type { Wire } from './wire.js';
+import type { Wire } from '../../../engine/protocol/wire.js';
 
 interface Invocation {
   channel: number;

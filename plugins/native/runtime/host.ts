@@ -15,7 +15,7 @@ import { Dispatcher } from './dispatcher.js';
 import { ServiceChannels } from './service-channels.js';
 import { AppLoadError, startAppThread, type HostedApp, type ServiceHooks } from './app-client.js';
 import { NATIVE_ABI_VERSION } from './app-protocol.js';
-import { Wire } from './wire.js';
+import { Wire } from '../../../engine/protocol/wire.js';
 
 function die(message: string): never {
   dieBeforeHandshake('cocaine native runtime', message);

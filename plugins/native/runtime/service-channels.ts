@@ -7,7 +7,7 @@
  */
 import { FrameType, MAX_FRAME_PAYLOAD, WORKER_CHANNEL_BASE, type Frame, type ServicePayload } from '../../../engine/protocol/frames.js';
 import type { ServiceAnswer } from './app-protocol.js';
-import type { Wire } from './wire.js';
+import type { Wire } from '../../../engine/protocol/wire.js';
 
 export interface ServiceRequest {
   id: number;

@@ -2,7 +2,7 @@ import { FrameType, WORKER_CHANNEL_BASE, type Frame } from '../../../engine/prot
 import type { BoundHandler } from './handlers.js';
 import { WorkerRequest } from './request.js';
 import type { Services } from './services.js';
-import type { Wire } from './wire.js';
+import type { Wire } from '../../../engine/protocol/wire.js';
 
 interface Invocation {
   channel: number;

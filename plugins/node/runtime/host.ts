@@ -10,7 +10,7 @@ import { connectToEngine, dieBeforeHandshake, readWorkerEnv, type WorkerEnv } fr
 import { Dispatcher } from './dispatcher.js';
 import { Services } from './services.js';
 import { loadHandlers, type BoundHandler } from './handlers.js';
-import { Wire } from './wire.js';
+import { Wire } from '../../../engine/protocol/wire.js';
 
 function die(message: string): never {
   dieBeforeHandshake('cocaine node runtime', message);

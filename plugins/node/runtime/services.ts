@@ -1,6 +1,6 @@
 import { FrameType, WORKER_CHANNEL_BASE, type Frame } from '../../../engine/protocol/frames.js';
 import type { CallOptions, CallResult, EmitOptions, EmitResult, LogLevel, ServiceBody } from './api.js';
-import type { Wire } from './wire.js';
+import type { Wire } from '../../../engine/protocol/wire.js';
 
 /** A failed service request; `code` is the engine's error code (docs/errors.md) or `cancelled`. */
 export class ServiceError extends Error {

@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import { FrameType, HEADER_SIZE, MAX_FRAME_PAYLOAD } from '../../../engine/protocol/frames.js';
+import { FrameType, HEADER_SIZE, MAX_FRAME_PAYLOAD } from './frames.js';
 
 /** Payloads above this go to the socket as their own buffer (no copy); smaller ones are copied into a slab. */
 const INLINE_MAX = 16 * 1024;
@@ -8,11 +8,11 @@ const SLAB_SIZE = 256 * 1024;
 const HIGH_WATER = 1024 * 1024;
 
 /**
- * The worker's outgoing side. Frames are written into a slab and handed to the socket once per
- * event-loop turn (one write, or one writev when large payloads are involved): tens of thousands
- * of small frames per second cost a few syscalls, not one each. Producers of streamed results
- * check `congested` and park on `whenDrained()` so a fast generator never buffers more than
- * HIGH_WATER bytes ahead of the socket.
+ * A worker runtime's outgoing side, shared by the Node and native hosts. Frames are written into a
+ * slab and handed to the socket once per event-loop turn (one write, or one writev when large
+ * payloads are involved): tens of thousands of small frames per second cost a few syscalls, not
+ * one each. Producers of streamed results check `congested` and park on `whenDrained()`, so a fast
+ * generator never buffers more than HIGH_WATER bytes ahead of the socket.
  */
 export class Wire {
   private segments: Buffer[] = [];
