@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FrameType, HEADER_SIZE, MAX_FRAME_PAYLOAD, WORKER_CHANNEL_BASE, encodeFrame, encodeHeader, encodeJson } from '../../engine/protocol/frames.js';
 import { recordServiceFrame, type KitServiceChannel } from './peer-services.js';
+import { collectLines } from '../helpers/protocol-peer.js';
 
 export type { KitServiceChannel } from './peer-services.js';
 
@@ -369,17 +370,4 @@ class TolerantDecoder {
       this.buffer = rest;
     }
   }
-}
-
-function collectLines(stream: NodeJS.ReadableStream, into: string[]): void {
-  let partial = '';
-  stream.setEncoding('utf8');
-  stream.on('data', (data: string) => {
-    const parts = (partial + data).split('\n');
-    partial = parts.pop()!;
-    into.push(...parts);
-  });
-  stream.on('end', () => {
-    if (partial !== '') into.push(partial);
-  });
 }

@@ -426,7 +426,8 @@ export async function startPeer(options: PeerOptions): Promise<Peer> {
   return peer;
 }
 
-function collectLines(stream: NodeJS.ReadableStream, into: string[]): void {
+/** Appends each complete line of a text stream to `into` (the last partial line at its end). */
+export function collectLines(stream: NodeJS.ReadableStream, into: string[]): void {
   let partial = '';
   stream.setEncoding('utf8');
   stream.on('data', (data: string) => {
