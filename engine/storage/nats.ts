@@ -108,7 +108,7 @@ export class NatsStorage implements Storage {
         bucket('runlist'),
         bucket('crashlogs'),
       ]);
-      const jsm = await js.jetstreamManager();
+      const jsm = await retryNats(() => js.jetstreamManager());
       const storage = new NatsStorage(nc, jsm, resolved, archives, records, profiles, runlist, crashlogs);
       await Promise.all([
         storage.follow(records, (name, removed) => ({ kind: 'app', name, removed })),
@@ -131,8 +131,10 @@ export class NatsStorage implements Storage {
    * at two checks in a row with nothing received in between means the watch is dead.
    */
   private async follow(kv: KV, change: (name: string, removed: boolean) => StorageChange, after?: number): Promise<void> {
-    let last = after ?? (await headRevision(kv));
-    const iterator = await kv.watch({ resumeFromRevision: last + 1 });
+    // Both are requests to the stream: retried like the others (a server just restarted may not
+    // answer the first ones in time).
+    let last = after ?? (await retryNats(() => headRevision(kv)));
+    const iterator = await retryNats(() => kv.watch({ resumeFromRevision: last + 1 }));
     let stopped = false;
     let stalledAt: number | undefined;
     const check = setInterval(() => {
