@@ -1,4 +1,5 @@
 import type { Consumer, JsMsg } from '@nats-io/jetstream';
+import { NATS_RETRY_DEFAULTS } from '../nats/retry.js';
 import { sleep } from '../util/timers.js';
 import { retryDelayMs } from './backoff.js';
 import { checkOutcome } from './local-records.js';
@@ -28,6 +29,12 @@ export interface SubscriptionCore {
 }
 
 const FETCH_EXPIRES_MS = 1_000;
+
+/** Where one delivery stands, for its lease: in the handler (renewed without bound) or not, since when. */
+interface LeasePhase {
+  inHandler: boolean;
+  since: number;
+}
 
 /**
  * One app's consumption on one node: pulls at most `concurrency` messages from the app's durable
@@ -105,11 +112,15 @@ export class JetStreamSubscription implements Subscription {
       msg.nak(notBefore - now);
       return;
     }
-    // The lease: in-progress acks keep the delivery ours for as long as this node runs, however long
-    // reading the status, the handler and the settling take. A node that dies (or loses NATS) stops
-    // sending them and the server redelivers the event after ack wait; only the event's own timeout
-    // ends a live handler.
+    // The lease: in-progress acks keep the delivery ours for as long as this node runs the handler,
+    // however long it takes; only the event's own timeout ends a live handler. A node that dies (or
+    // loses NATS) stops sending them and the server redelivers the event after ack wait. Reading the
+    // status before and settling after are NATS requests, retried through a failover for a bounded
+    // time: the lease covers them for at most that long, so a request that never answers cannot
+    // hold the event forever (it is redelivered, and its next delivery finds what was recorded).
+    const phase: LeasePhase = { inHandler: false, since: Date.now() };
     const lease = repeatEvery(this.core.options.ackWaitMs / 3, () => {
+      if (!phase.inHandler && Date.now() - phase.since > NATS_RETRY_DEFAULTS.budgetMs) return;
       try {
         msg.working();
       } catch {
@@ -117,14 +128,14 @@ export class JetStreamSubscription implements Subscription {
       }
     });
     try {
-      await this.attempt(msg, id, now);
+      await this.attempt(msg, id, now, phase);
     } finally {
       lease.clear();
     }
   }
 
   /** Reads what earlier attempts left, runs the handler and settles the message. */
-  private async attempt(msg: JsMsg, id: string, now: number): Promise<void> {
+  private async attempt(msg: JsMsg, id: string, now: number, phase: LeasePhase): Promise<void> {
     const headers = msg.headers;
     const { statuses, options } = this.core;
     // A first delivery has only its PENDING status from enqueue (one KV read saved per event);
@@ -155,7 +166,10 @@ export class JetStreamSubscription implements Subscription {
     const processing = this.core.processing;
     processing.set(this.app, (processing.get(this.app) ?? 0) + 1);
     try {
+      phase.inHandler = true;
       const outcome = await this.runHandler(msg, { id, app: this.app, event, data: Buffer.from(msg.data), headers: {}, attempt, maxAttempts, createdAt });
+      phase.inHandler = false;
+      phase.since = Date.now();
       // Connection gone for good: nothing can be recorded; the event is redelivered after ack wait.
       if (this.core.connectionClosed()) return;
       await this.settle(msg, { ...base, attempts: attempt }, outcome);
