@@ -121,6 +121,14 @@ function parseObject(json: string | null, what: string): Record<string, unknown>
   return value as Record<string, unknown>;
 }
 
+/** The `target` and `headers` args that call and emit share. */
+function targetArgs(target: string | null, headers: string | null): Record<string, unknown> {
+  const args: Record<string, unknown> = { target: requireString(target, 'target') };
+  const parsed = parseHeaders(headers);
+  if (parsed) args.headers = parsed;
+  return args;
+}
+
 function parseHeaders(json: string | null): Record<string, string> | undefined {
   const headers = parseObject(json, 'headers_json');
   if (!headers) return undefined;
@@ -219,9 +227,7 @@ export function createServiceTable(transport: ServiceTransport): ServiceTable {
         error,
         errorLen,
         () => {
-          const args: Record<string, unknown> = { target: requireString(target, 'target') };
-          const parsed = parseHeaders(headers);
-          if (parsed) args.headers = parsed;
+          const args = targetArgs(target, headers);
           const timeout = millisecondsArg(timeoutMs, 'timeout_ms');
           if (timeout !== undefined) args.timeout_ms = timeout;
           if (result === null) throw new Refusal('invalid_argument', 'result is NULL');
@@ -238,9 +244,7 @@ export function createServiceTable(transport: ServiceTransport): ServiceTable {
         error,
         errorLen,
         () => {
-          const args: Record<string, unknown> = { target: requireString(target, 'target') };
-          const parsed = parseHeaders(headers);
-          if (parsed) args.headers = parsed;
+          const args = targetArgs(target, headers);
           const delay = millisecondsArg(delayMs, 'delay_ms');
           if (delay !== undefined) args.delay_ms = delay;
           if (id !== null && id !== '') args.id = id;
